@@ -1,0 +1,89 @@
+"""Command line of the addition trainable, without Ray or MLflow.
+
+    python -m trainables.addition train --model.d-model 8 --model.d-ff 28 --train.lr 0.015 --out-dir runs/x
+    python -m trainables.addition evaluate --checkpoint 456p_s43 --protocol 100k
+
+``--checkpoint`` takes a path or a published checkpoint's short name (456p_s43, 512p), read from
+``$REPROTUNE_REFERENCE_DIR/checkpoints`` (default ``../shared/reference/checkpoints``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import tyro
+
+from trainables.addition.checkpoint import REFERENCE_CHECKPOINTS, load_checkpoint, reference_checkpoint_path
+from trainables.addition.config import ConfigError, ModelConfig, TrainConfig
+from trainables.addition.evaluate import PROTOCOLS
+from trainables.addition.train import train
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train one model and print its metrics at every evaluation as JSON lines."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out_dir: Optional[Path] = None
+    """Folder for best.pt and last.pt (none written if omitted)."""
+    log_every: int = 0
+    """Print the training loss every this many steps (0: never)."""
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Score a checkpoint on a published protocol and print the result as JSON."""
+
+    checkpoint: str
+    """Checkpoint path, or a published one's short name: 456p_s43 or 512p."""
+    protocol: Literal["100k", "adderboard", "both"] = "both"
+    """100k: the reference's 10 x 10,000 held-out pairs; adderboard: AdderBoard's verify.py pairs."""
+    threads: int = 1
+    """torch intra-op threads."""
+    batch_size: int = 512
+    """Sequences per forward pass."""
+
+
+def resolve_checkpoint(name: str) -> Path:
+    """A path as given, or the published checkpoint of that short name."""
+    return reference_checkpoint_path(name) if name in REFERENCE_CHECKPOINTS else Path(name)
+
+
+def evaluate_command(args: Evaluate) -> dict:
+    """Run the chosen protocol(s) on a checkpoint; returns the JSON-ready result."""
+    torch.set_num_threads(args.threads)
+    loaded = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    names = list(PROTOCOLS) if args.protocol == "both" else [args.protocol]
+    result = {"checkpoint": args.checkpoint, "params": loaded.model.num_parameters(), "step": loaded.step}
+    for name in names:
+        outcome = PROTOCOLS[name](loaded.model, args.batch_size)
+        result[name] = {"passed": outcome.passed, "total": outcome.total, "errors": outcome.errors,
+                        "exact_match": outcome.exact_match, "qualified": outcome.qualified,
+                        **({"errors_by_seed": outcome.errors_by_seed} if outcome.errors_by_seed else {})}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = tyro.extras.subcommand_cli_from_dict({"train": Train, "evaluate": Evaluate}, args=argv)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if isinstance(args, Evaluate):
+        print(json.dumps(evaluate_command(args), indent=2))
+        return 0
+    result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
+                   report=lambda metrics, _: print(json.dumps(metrics), flush=True))
+    print(json.dumps({"best_val_exact_match": result.best_val_exact_match, "best_step": result.best_step,
+                      "test_exact_match": result.test_exact_match}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Addition checkpoints in the reference's format, so ours and the published ones load alike.
+
+A checkpoint is a ``torch.save`` dict (reference section 7): ``model_state``, ``model_config``,
+``train_config``, ``step``, ``val_exact``, ``params``, plus, in ours, ``provenance`` (seed,
+threads, versions, git commit) and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainables.addition.config import ModelConfig, TrainConfig
+from trainables.addition.model import AdditionTransformer
+
+REFERENCE_CHECKPOINTS = {
+    "456p_s43": "best_456p_s43.pt",
+    "512p": "best_512params.pt",
+}
+"""Published checkpoints (reference section 7) by short name -> file name."""
+REFERENCE_DIR_ENV = "REPROTUNE_REFERENCE_DIR"
+"""Environment variable naming the folder that holds ``checkpoints/``; default ``../shared/reference``."""
+
+
+def reference_dir() -> Path:
+    """Folder of the public record: $REPROTUNE_REFERENCE_DIR or ``<project>/../shared/reference``."""
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+    return Path(os.environ.get(REFERENCE_DIR_ENV, default)).resolve()
+
+
+def reference_checkpoint_path(name: str) -> Path:
+    """Path of a published checkpoint by short name ('456p_s43', '512p') or file name.
+
+    Raises:
+        KeyError: an unknown short name.
+    """
+    file_name = REFERENCE_CHECKPOINTS.get(name, name)
+    if not file_name.endswith(".pt"):
+        raise KeyError(f"unknown reference checkpoint {name!r}; known: {', '.join(REFERENCE_CHECKPOINTS)}")
+    return reference_dir() / "checkpoints" / file_name
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model rebuilt from a checkpoint, with its configs and bookkeeping."""
+
+    model: AdditionTransformer
+    model_config: ModelConfig
+    train_config: TrainConfig
+    step: int
+    val_exact: float
+    extra: dict[str, Any]
+
+
+def save_checkpoint(path: str | Path, model: AdditionTransformer, train_config: TrainConfig, *,
+                    step: int, val_exact: float, **extra: Any) -> Path:
+    """Write ``model`` with its resolved configs; returns the path. Parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "model_state": state,
+        "model_config": dataclasses.asdict(model.config),
+        "train_config": dataclasses.asdict(train_config),
+        "step": int(step),
+        "val_exact": float(val_exact),
+        "params": model.num_parameters(),
+        **extra,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load an addition checkpoint (ours or the reference's) onto ``device``.
+
+    Loading uses ``weights_only=True`` and maps CUDA-saved tensors to the CPU first.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ConfigError: its stored config is impossible or has unknown fields.
+        RuntimeError: the state dict does not fit the config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model_config = ModelConfig.from_dict(payload["model_config"])
+    train_config = TrainConfig.from_dict(payload.get("train_config", {}))
+    model = AdditionTransformer(model_config)
+    model.load_state_dict(payload["model_state"])
+    known = {"model_state", "model_config", "train_config", "step", "val_exact"}
+    extra = {k: v for k, v in payload.items() if k not in known}
+    return LoadedCheckpoint(model.to(device).eval(), model_config, train_config,
+                            int(payload.get("step", -1)), float(payload.get("val_exact", float("nan"))), extra)

@@ -1,0 +1,261 @@
+"""The tiny decoder-only transformer family of the 10-digit addition record.
+
+A pure ``nn.Module`` (no Ray, no MLflow). Architecture, low-rank factorizations, Q/K/V tie modes,
+parameter names and the initialization order follow ``shared/reference/addition.md`` sections 2,
+3 and 7 (yinglunz/A-456-Parameter-Transformer-Solves-10-Digit-Addition @ 1fb37db), so that the
+published checkpoints load as they are and a model built with the same seed starts from the same
+weights as the reference's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainables.addition.config import ModelConfig
+
+INIT_STD = 0.02
+"""Std of the re-initialization pass and of the low-rank position factors (reference section 3)."""
+
+
+def _normal_parameter(rows: int, cols: int, std: float) -> nn.Parameter:
+    weight = nn.Parameter(torch.empty(rows, cols))
+    nn.init.normal_(weight, mean=0.0, std=std)
+    return weight
+
+
+def _factor_std(fan_in: int, fan_out: int) -> float:
+    return math.sqrt(2.0 / (fan_in + fan_out))
+
+
+class LowRankLinear(nn.Module):
+    """A bias-free linear map in -> out factored as ``x @ A @ B``, A (in, r), B (r, out).
+
+    A ~ normal(0, sqrt(2/(in+r))) is drawn before B ~ normal(0, sqrt(2/(r+out))).
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int) -> None:
+        super().__init__()
+        self.A = _normal_parameter(in_features, rank, _factor_std(in_features, rank))
+        self.B = _normal_parameter(rank, out_features, _factor_std(rank, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.A @ self.B
+
+
+class LowRankEmbedding(nn.Module):
+    """An embedding table factored as ``A[idx] @ B``, A (num, r), B (r, dim), both normal(0, 0.02)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, rank: int) -> None:
+        super().__init__()
+        self.A = _normal_parameter(num_embeddings, rank, INIT_STD)
+        self.B = _normal_parameter(rank, embedding_dim, INIT_STD)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.A[idx] @ self.B
+
+
+class RMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2, last dim) + eps) * weight``, weight only (reference section 2)."""
+
+    def __init__(self, dim: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+def _linear(in_features: int, out_features: int, rank: int) -> nn.Module:
+    if rank > 0:
+        return LowRankLinear(in_features, out_features, rank)
+    return nn.Linear(in_features, out_features, bias=False)
+
+
+def _norm(config: ModelConfig) -> nn.Module:
+    return RMSNorm(config.d_model) if config.use_rmsnorm else nn.LayerNorm(config.d_model)
+
+
+# Low-rank factors of the share* tie modes, in the order they are created (and drawn from the RNG):
+# the order of first appearance in the reference's computation column. "A" factors are (d, r),
+# "B" factors (r, d).
+_SHARED_FACTORS: dict[str, tuple[str, ...]] = {
+    "shareA": ("qkv_A", "qkv_Bq", "qkv_Bk", "qkv_Bv"),
+    "shareA_tieKV": ("qkv_A", "qkv_Bq", "qkv_Bkv"),
+    "shareA_tieQK": ("qkv_A", "qkv_Bqk", "qkv_Bv"),
+    "shareB": ("qkv_Aq", "qkv_B", "qkv_Ak", "qkv_Av"),
+    "shareB_tieKV": ("qkv_Aq", "qkv_B", "qkv_Akv"),
+    "shareB_tieQK": ("qkv_Aqk", "qkv_B", "qkv_Av"),
+}
+# Dense (full or low-rank) maps of the other modes, each d -> width, in creation order.
+_DENSE_MAPS: dict[str, tuple[tuple[str, int], ...]] = {
+    "none": (("qkv", 3),),
+    "all": (("qkv", 1),),
+    "qk": (("qk", 1), ("v", 1)),
+    "kv": (("q", 1), ("kv", 1)),
+}
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal softmax attention scaled by 1/sqrt(head_dim), with the record's Q/K/V tie modes."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        d, r = config.d_model, config.qkv_rank
+        self.n_head = config.n_head
+        self.mode = config.tie_qkv
+        if self.mode in _DENSE_MAPS:
+            for name, width in _DENSE_MAPS[self.mode]:
+                self.add_module(name, _linear(d, width * d, r))
+        else:
+            for name in _SHARED_FACTORS[self.mode]:
+                shape = (d, r) if name.startswith("qkv_A") else (r, d)
+                self.register_parameter(name, _normal_parameter(*shape, _factor_std(*shape)))
+        self.proj = _linear(d, d, config.attn_out_rank)
+        mask = torch.tril(torch.ones(config.max_seq_len, config.max_seq_len, dtype=torch.bool))
+        self.register_buffer("causal_mask", mask, persistent=False)
+
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mode = self.mode
+        if mode == "none":
+            q, k, v = self.qkv(x).split(x.shape[-1], dim=-1)
+            return q, k, v
+        if mode == "all":
+            q = self.qkv(x)
+            return q, q, q
+        if mode == "qk":
+            q = self.qk(x)
+            return q, q, self.v(x)
+        if mode == "kv":
+            k = self.kv(x)
+            return self.q(x), k, k
+        if mode.startswith("shareA"):
+            h = x @ self.qkv_A
+            if mode == "shareA":
+                return h @ self.qkv_Bq, h @ self.qkv_Bk, h @ self.qkv_Bv
+            if mode == "shareA_tieKV":
+                kv = h @ self.qkv_Bkv
+                return h @ self.qkv_Bq, kv, kv
+            qk = h @ self.qkv_Bqk
+            return qk, qk, h @ self.qkv_Bv
+        B = self.qkv_B
+        if mode == "shareB":
+            return (x @ self.qkv_Aq) @ B, (x @ self.qkv_Ak) @ B, (x @ self.qkv_Av) @ B
+        if mode == "shareB_tieKV":
+            kv = (x @ self.qkv_Akv) @ B
+            return (x @ self.qkv_Aq) @ B, kv, kv
+        qk = (x @ self.qkv_Aqk) @ B
+        return qk, qk, (x @ self.qkv_Av) @ B
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        head_dim = width // self.n_head
+        q, k, v = (t.reshape(batch, length, self.n_head, head_dim).transpose(1, 2) for t in self._qkv(x))
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(head_dim))
+        scores = scores.masked_fill(~self.causal_mask[:length, :length], float("-inf"))
+        y = F.softmax(scores, dim=-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(batch, length, width))
+
+
+class MLP(nn.Module):
+    """``fc2(gelu(fc1(x)))`` with exact (erf) GELU; each of fc1, fc2 optionally low-rank."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc1 = _linear(config.d_model, config.d_ff, config.ffn_rank)
+        self.fc2 = _linear(config.d_ff, config.d_model, config.ffn_rank)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm decoder block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = _norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = _norm(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class AdditionTransformer(nn.Module):
+    """Tiny transformer with a tied token embedding / LM head.
+
+    Construction draws from the global torch RNG in the reference's order (token embedding,
+    position embedding, each block's Q/K/V, output projection, fc1, fc2, the LM head's default
+    init), then a children-first pass re-initializes every ``nn.Embedding`` and full-rank
+    ``nn.Linear`` with normal(0, 0.02) and every norm to weight 1 / bias 0. Seed the global RNG
+    right before constructing it (see ``build_model``).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.token_emb = nn.Embedding(config.vocab_size, d)
+        if config.pos_rank > 0:
+            self.pos_emb: nn.Module = LowRankEmbedding(config.max_seq_len, d, config.pos_rank)
+        else:
+            self.pos_emb = nn.Embedding(config.max_seq_len, d)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = _norm(config)
+        self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
+        self.lm_head.weight = self.token_emb.weight
+        self.apply(_reinit)
+        positions = torch.arange(config.max_seq_len)
+        self.register_buffer("positions", positions, persistent=False)
+
+    def forward(self, idx: torch.Tensor, first_position: int = 0) -> torch.Tensor:
+        """Logits (N, T - first_position, 14) for token ids ``idx`` of shape (N, T), T <= 33.
+
+        ``first_position`` > 0 skips the final norm and LM head for earlier positions (their
+        logits are not needed for the loss); the other outputs are the same up to rounding.
+        """
+        x = self.token_emb(idx) + self.pos_emb(self.positions[: idx.shape[1]])
+        for block in self.blocks:
+            x = block(x)
+        if first_position:
+            x = x[:, first_position:]
+        return self.lm_head(self.ln_f(x))
+
+    def num_parameters(self) -> int:
+        """Unique parameters (the tied embedding counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def _reinit(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, RMSNorm):
+        nn.init.ones_(module.weight)
+
+
+def build_model(config: ModelConfig, seed: int, device: str | torch.device = "cpu") -> AdditionTransformer:
+    """Seed ``random`` and the global torch RNG with ``seed``, build on the CPU, then move to ``device``.
+
+    Initial weights are therefore identical on every device (reference section 3).
+    """
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return AdditionTransformer(config).to(device)
+
+
+def count_parameters(config: ModelConfig) -> int:
+    """Unique parameter count of a model with this config (builds one on the meta device)."""
+    with torch.device("meta"):
+        return AdditionTransformer(config).num_parameters()
