@@ -1,0 +1,179 @@
+"""Run lifecycle of a sweep: one parent run, one nested child run per trial, none left RUNNING.
+
+All writes go through one ``SweepTracker`` in the driver process, so an embedded SQLite store has a
+single writer. A trial's run is looked up by its trial id before one is created, so a restored
+sweep continues the same run instead of duplicating it. Metrics go in batches with explicit steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pandas as pd
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from mlflow_utils.tracking import connect, ensure_experiment
+
+SWEEP_ID_TAG = "sweep_id"
+TRIAL_ID_TAG = "trial_id"
+ROLE_TAG = "role"
+MAX_PARAM_LENGTH = 6000
+"""MLflow's limit on a param value's length."""
+MAX_TAG_LENGTH = 8000
+BATCH_LIMIT = 1000
+"""Most metrics (or params, or tags) MLflow accepts in one log_batch call."""
+
+
+def _text(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class SweepTracker:
+    """Parent run of one sweep and the child runs of its trials (see ``sweep_run``)."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, parent_run_id: str, sweep_id: str) -> None:
+        self.client = client
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.sweep_id = sweep_id
+        self._logged_steps: dict[str, set[int]] = {}
+
+    # -- child runs -------------------------------------------------------------------------------
+    def find_trial_run(self, trial_id: str) -> str | None:
+        """Id of this sweep's run for ``trial_id``, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{TRIAL_ID_TAG} = '{trial_id}'",
+            max_results=2,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def start_trial_run(self, trial_id: str, run_name: str, params: Mapping[str, Any],
+                        tags: Mapping[str, Any]) -> str:
+        """The child run of ``trial_id``: the existing one (set RUNNING again) or a new nested one."""
+        run_id = self.find_trial_run(trial_id)
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            self._logged_steps.setdefault(run_id, self._existing_steps(run_id))
+            return run_id
+        all_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: run_name, SWEEP_ID_TAG: self.sweep_id,
+                    TRIAL_ID_TAG: trial_id, ROLE_TAG: "trial", **tags}
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={k: _text(v, MAX_TAG_LENGTH) for k, v in all_tags.items()})
+        run_id = run.info.run_id
+        self._logged_steps[run_id] = set()
+        self.log_params(run_id, params)
+        return run_id
+
+    def _existing_steps(self, run_id: str) -> set[int]:
+        history = self.client.get_metric_history(run_id, "val/exact_match")
+        return {m.step for m in history}
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log params in batches (values JSON-encoded unless strings, cut to MLflow's limit)."""
+        items = [Param(k, _text(v, MAX_PARAM_LENGTH)) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Log finite numeric ``metrics`` at ``step`` in one batch; a step already logged is skipped."""
+        logged = self._logged_steps.setdefault(run_id, set())
+        if step in logged:
+            return
+        stamp = int(time.time() * 1000)
+        items = [Metric(k, float(v), stamp, int(step)) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        for start in range(0, len(items), BATCH_LIMIT):
+            self.client.log_batch(run_id, metrics=items[start:start + BATCH_LIMIT])
+        logged.add(step)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set several tags in one call."""
+        items = [RunTag(k, _text(v, MAX_TAG_LENGTH)) for k, v in tags.items()]
+        if items:
+            self.client.log_batch(run_id, tags=items)
+
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Copy a folder's files into the run's artifacts."""
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    def end_run(self, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
+        """Terminate a run as FINISHED, FAILED or KILLED; a FAILED one keeps its error as a tag and a file."""
+        if error:
+            self.set_tags(run_id, {"error": error[-MAX_TAG_LENGTH:]})
+            self.client.log_text(run_id, error, "error.txt")
+        self.client.set_terminated(run_id, status=status)
+
+    def close_running_children(self, status: str = "KILLED") -> int:
+        """Mark this sweep's child runs still RUNNING (killed processes) as ``status``; returns how many."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial' "
+                          f"AND attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, status=status)
+        return len(runs)
+
+    def trial_runs(self) -> pd.DataFrame:
+        """This sweep's child runs as MLflow's search DataFrame."""
+        import mlflow
+
+        return mlflow.search_runs([self.experiment_id], filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' "
+                                  f"AND tags.{ROLE_TAG} = 'trial'", max_results=100_000)
+
+    # -- parent run -------------------------------------------------------------------------------
+    def log_table(self, table: pd.DataFrame, name: str, run_id: str | None = None) -> None:
+        """Log a table as MLflow's table artifact ``<name>.json`` and as ``<name>.csv``."""
+        run_id = run_id or self.parent_run_id
+        self.client.log_table(run_id, data=table, artifact_file=f"{name}.json")
+        self.client.log_text(run_id, table.to_csv(index=False), f"{name}.csv")
+
+
+@contextmanager
+def sweep_run(sweep_id: str, experiment: str, params: Mapping[str, Any], tags: Mapping[str, Any],
+              tracking_uri: str | None = None) -> Iterator[SweepTracker]:
+    """Open (or, for a resumed sweep, reopen) the parent run of ``sweep_id`` and close it in ``finally``.
+
+    On exit, child runs still RUNNING are marked KILLED, and the parent ends FINISHED, or FAILED
+    (KILLED on Ctrl-C) when the body raised.
+
+    Raises:
+        TrackingError: the store is unreachable (before any training starts).
+    """
+    client = connect(tracking_uri)
+    experiment_id = ensure_experiment(client, experiment)
+    existing = client.search_runs([experiment_id], filter_string=f"tags.{SWEEP_ID_TAG} = '{sweep_id}' "
+                                  f"AND tags.{ROLE_TAG} = 'sweep'", max_results=1)
+    if existing:
+        parent_id = existing[0].info.run_id
+        client.update_run(parent_id, status="RUNNING")
+    else:
+        parent = client.create_run(experiment_id, run_name=sweep_id,
+                                   tags={SWEEP_ID_TAG: sweep_id, ROLE_TAG: "sweep",
+                                         **{k: _text(v, MAX_TAG_LENGTH) for k, v in tags.items()}})
+        parent_id = parent.info.run_id
+    tracker = SweepTracker(client, experiment_id, parent_id, sweep_id)
+    if not existing:
+        tracker.log_params(parent_id, params)
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        yield tracker
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            tracker.close_running_children()
+        finally:
+            client.set_terminated(parent_id, status=status)

@@ -1,0 +1,83 @@
+"""Where runs are stored: absolute tracking URIs, experiments and reachability.
+
+MLflow's default tracking URI is a SQLite file relative to the current directory, and Ray workers
+change directory, so every URI leaving this module is absolute. The embedded default is
+``sqlite:///<project>/mlruns.db`` with artifacts in ``<project>/mlartifacts``: no server needed.
+A SQLite store keeps its artifacts in ``mlartifacts/`` beside the database file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DB = PROJECT_ROOT / "mlruns.db"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message names the URI."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """An absolute tracking URI: ``uri``, else $MLFLOW_TRACKING_URI, else the project's SQLite file.
+
+    Relative ``sqlite:///`` and ``file:`` paths and bare paths are made absolute against the
+    current directory, so that a Ray worker in another directory writes to the same store.
+
+    Raises:
+        TrackingError: an unsupported scheme.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https", "databricks", "postgresql", "mysql", "mssql") or "+" in parsed.scheme:
+        return uri
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///"):]
+        if path in ("", ":memory:"):
+            raise TrackingError(f"tracking URI {uri!r}: an in-memory SQLite store cannot be shared with Ray workers")
+        return f"sqlite:///{Path(path).expanduser().resolve()}" if not path.startswith("/") else f"sqlite:///{path}"
+    if parsed.scheme in ("", "file"):
+        path = parsed.path if parsed.scheme == "file" else uri
+        return Path(path).expanduser().resolve().as_uri()
+    raise TrackingError(f"tracking URI {uri!r}: unsupported scheme {parsed.scheme!r}")
+
+
+def default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Absolute artifact root for a new experiment on a SQLite store: ``mlartifacts/<experiment>``
+    beside the database file. None for other stores (a server or file store decides)."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return None
+
+
+def connect(tracking_uri: str | None = None) -> MlflowClient:
+    """A client on the resolved URI, after checking the store answers (fails fast before training).
+
+    Raises:
+        TrackingError: the store cannot be reached or opened; names the URI.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as error:  # noqa: BLE001 - any failure here means the store is unusable
+        raise TrackingError(f"MLflow tracking store {uri!r} is not reachable: {error}") from error
+    mlflow.set_tracking_uri(uri)
+    return client
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    """Id of experiment ``name``, created (with an absolute artifact root on local stores) if needed."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_location or default_artifact_location(client.tracking_uri, name)
+    return client.create_experiment(name, artifact_location=location)

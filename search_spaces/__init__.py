@@ -1,0 +1,5 @@
+"""Search spaces as data: dimensions, seed replicates, and their validation (no Ray, no MLflow)."""
+
+from search_spaces.dimensions import Choice, IntRange, LogUniform, SearchSpace, SearchSpaceError, validate
+
+__all__ = ["Choice", "IntRange", "LogUniform", "SearchSpace", "SearchSpaceError", "validate"]

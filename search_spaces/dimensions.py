@@ -1,0 +1,163 @@
+"""Search-space dimensions and the check that every point of a space is a valid configuration.
+
+A space maps config fields to a constant or a dimension. ``validate`` builds the configuration at
+every combination of each dimension's extreme values (all choices, both ends of a range): the
+constraints of the configs are monotone in sizes and ranks, so a space whose extremes all pass
+holds no impossible point. The first failure is raised with the field and the value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+
+class SearchSpaceError(ValueError):
+    """A search space holds an impossible configuration; the message names field and value."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values (categorical)."""
+
+    values: tuple[Any, ...]
+
+    def extremes(self) -> tuple[Any, ...]:
+        return self.values
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer in [low, high], optionally sampled on a log scale."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def extremes(self) -> tuple[Any, ...]:
+        return (self.low, self.high)
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A float in [low, high] sampled uniformly in log space (learning rates)."""
+
+    low: float
+    high: float
+
+    def extremes(self) -> tuple[Any, ...]:
+        return (self.low, self.high)
+
+
+Dimension = Choice | IntRange | LogUniform
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a sweep searches: per-section fields (constants or dimensions) and the seed replicates.
+
+    Seeds are replicates, never searched: every suggested configuration runs once per seed.
+    """
+
+    name: str
+    """Short name used by ``SPACE=`` and in run names."""
+    description: str
+    """One line on what the space is for."""
+    seeds: tuple[int, ...]
+    """Seed of each replicate of a configuration."""
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Config section ('model', 'train') -> field -> constant or dimension."""
+    points_to_evaluate: tuple[Mapping[str, Mapping[str, Any]], ...] = ()
+    """Configurations run first (section -> field -> value), e.g. one the record says works."""
+
+    def dimensions(self) -> dict[str, Dimension]:
+        """Searched fields as ``section.field`` -> dimension."""
+        return {f"{s}.{k}": v for s, fields in self.sections.items() for k, v in fields.items()
+                if isinstance(v, (Choice, IntRange, LogUniform))}
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> "SearchSpace":
+        """A copy with some fields of some sections replaced (constants or dimensions).
+
+        Points to evaluate keep only the fields that are still searched.
+        """
+        merged = {s: dict(fields) for s, fields in self.sections.items()}
+        for section, values in sections.items():
+            merged.setdefault(section, {}).update(values)
+        return SearchSpace(self.name, self.description, self.seeds, merged, self.points_to_evaluate)
+
+    def with_seeds(self, seeds: tuple[int, ...]) -> "SearchSpace":
+        """A copy with other seed replicates."""
+        return SearchSpace(self.name, self.description, tuple(seeds), self.sections, self.points_to_evaluate)
+
+
+def _check_dimension(name: str, dim: Any) -> None:
+    if isinstance(dim, Choice):
+        if not dim.values:
+            raise SearchSpaceError(f"{name}: a Choice needs at least one value")
+    elif isinstance(dim, (IntRange, LogUniform)):
+        if not dim.low <= dim.high:
+            raise SearchSpaceError(f"{name}: low={dim.low} must not exceed high={dim.high}")
+        if isinstance(dim, LogUniform) or dim.log:
+            if not (dim.low > 0 and math.isfinite(dim.high)):
+                raise SearchSpaceError(f"{name}: a log-scale range needs 0 < low, got low={dim.low}")
+
+
+def validate(space: SearchSpace, builders: Mapping[str, Callable[..., Any]]) -> int:
+    """Check that every point of ``space`` builds a valid config; returns the corners checked.
+
+    Args:
+        space: the space.
+        builders: section name -> config constructor taking that section's fields as keywords and
+            raising ``ValueError`` naming the field and value (e.g. ``ModelConfig``).
+
+    Raises:
+        SearchSpaceError: no seeds, duplicate seeds, an unknown section, a malformed dimension, or
+            a corner that the section's constructor rejects (its message, with the space's name).
+    """
+    if not space.seeds:
+        raise SearchSpaceError(f"search space {space.name!r}: seeds must name at least one replicate")
+    if len(set(space.seeds)) != len(space.seeds):
+        raise SearchSpaceError(f"search space {space.name!r}: seeds repeat: {list(space.seeds)}")
+    unknown = sorted(set(space.sections) - set(builders))
+    if unknown:
+        raise SearchSpaceError(f"search space {space.name!r}: unknown section(s) {', '.join(unknown)}")
+    for name, dim in space.dimensions().items():
+        _check_dimension(f"search space {space.name!r}: {name}", dim)
+    checked = 0
+    for section, fields in space.sections.items():
+        names = list(fields)
+        options = [v.extremes() if isinstance(v, (Choice, IntRange, LogUniform)) else (v,) for v in fields.values()]
+        for combo in itertools.product(*options):
+            try:
+                builders[section](**dict(zip(names, combo)))
+            except (TypeError, ValueError) as error:
+                raise SearchSpaceError(f"search space {space.name!r}, section {section!r}: {error}") from error
+            checked += 1
+    for point in space.points_to_evaluate:
+        _check_point(space, point, builders)
+    return checked
+
+
+def _contains(dim: Any, value: Any) -> bool:
+    if isinstance(dim, Choice):
+        return value in dim.values
+    if isinstance(dim, (IntRange, LogUniform)):
+        return dim.low <= value <= dim.high
+    return value == dim
+
+
+def _check_point(space: SearchSpace, point: Mapping[str, Mapping[str, Any]],
+                 builders: Mapping[str, Callable[..., Any]]) -> None:
+    for section, values in point.items():
+        fields = space.sections.get(section, {})
+        for key, value in values.items():
+            if key in fields and not _contains(fields[key], value):
+                raise SearchSpaceError(f"search space {space.name!r}: point to evaluate has {section}.{key}={value!r}, "
+                                       f"outside its dimension {fields[key]}")
+        try:
+            builders[section](**{**{k: v for k, v in fields.items()
+                                    if not isinstance(v, (Choice, IntRange, LogUniform))}, **values})
+        except (TypeError, ValueError) as error:
+            raise SearchSpaceError(f"search space {space.name!r}, point to evaluate: {error}") from error
