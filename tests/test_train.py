@@ -29,8 +29,8 @@ def test_same_seed_gives_identical_metrics_other_seed_does_not():
 def test_reports_at_every_interval_and_the_last_step(tmp_path):
     calls = []
     result = train(MODEL, TRAIN, tmp_path, report=lambda metrics, folder: calls.append((metrics, folder)))
-    assert [m["step"] for m, _ in calls] == [12, 24, 30]
-    assert [folder for _, folder in calls] == [None, None, tmp_path]
+    assert [m["step"] for m, _ in calls] == [0, 12, 24, 29]
+    assert [folder for _, folder in calls] == [None, None, None, tmp_path]
     for key in ("train/loss", "lr", "val/exact_match", "val/token_accuracy", "val/best_exact_match"):
         assert all(key in m for m, _ in calls), key
     assert "test/exact_match" in calls[-1][0] and not math.isnan(calls[-1][0]["test/exact_match"])
@@ -43,7 +43,7 @@ def test_checkpoints_carry_their_config_and_reload(tmp_path):
     best = load_checkpoint(tmp_path / "best.pt")
     last = load_checkpoint(tmp_path / "last.pt")
     assert best.model_config == MODEL and best.train_config == TRAIN
-    assert last.step == 30 and best.step == result.best_step
+    assert last.step == 29 and best.step == result.best_step
     assert best.extra["provenance"]["threads"] == "1"
     assert "optimizer_state" in last.extra and "data_generator_state" in last.extra
     val, _ = build_holdout(TRAIN.seed, TRAIN.val_size, TRAIN.test_size)

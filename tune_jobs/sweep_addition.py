@@ -43,7 +43,7 @@ class SweepArgs:
 
     space: str = "default"
     """Named search space: default, smoke, lowrank, full (see search_spaces/addition.py)."""
-    num_configs: int = 2
+    num_configs: int = 3
     """Configurations Optuna suggests (each runs on every seed): trials = num_configs x seeds."""
     seeds: Optional[int] = None
     """Seed replicates per configuration (the space's first N, extended by consecutive integers)."""
@@ -129,7 +129,8 @@ def trial_table(results: "ResultGrid", threshold: float, train_steps_of: dict[st
         steps = history["step"].tolist() if has_history else []
         ems = history["val/exact_match"].tolist() if has_history else []
         cid = (result.metrics or {}).get("config_id") or _config_id(config)
-        finished = result.error is None and bool(steps) and steps[-1] >= train_steps_of.get(cid, math.inf)
+        # steps are 0-based: a trial that ran its whole schedule last reported train_steps - 1
+        finished = result.error is None and bool(steps) and steps[-1] >= train_steps_of.get(cid, math.inf) - 1
         rows.append({"trial_id": (result.metrics or {}).get("trial_id"), "config_id": cid,
                      "seed": _seed(config), "finished": finished,
                      "best_exact_match": max(ems) if ems else math.nan,

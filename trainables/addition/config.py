@@ -115,7 +115,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Global gradient-norm clip; 0 disables clipping."""
     eval_interval: int = 1000
-    """Evaluate validation exact match every this many steps (and after the last step)."""
+    """Evaluate validation exact match after 0-based steps that are multiples of this, and the last."""
     val_size: int = 5000
     """Validation pairs (the first of the holdout)."""
     test_size: int = 10_000
@@ -165,9 +165,12 @@ class TrainConfig:
         """Learning rate set before 0-based ``step``: linear warmup, then cosine to min_lr_ratio*lr."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
+        if step >= self.train_steps:
+            return self.lr * self.min_lr_ratio
         progress = (step - self.warmup_steps) / max(1, self.train_steps - self.warmup_steps)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         min_lr = self.lr * self.min_lr_ratio
-        return min_lr + 0.5 * (self.lr - min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return min_lr + (self.lr - min_lr) * cosine
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

@@ -67,7 +67,7 @@ def inputs_and_targets(full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Targets at the first 21 positions (those predicting prompt tokens) are set to -100, so the
     loss covers exactly the 11 sum digits and <EOS>. Both outputs have shape (N, 33).
     """
-    x = full[:, :-1]
+    x = full[:, :-1].clone()
     y = full[:, 1:].clone()
     y[:, : PROMPT_LEN - 1] = IGNORE_INDEX
     return x, y

@@ -55,7 +55,7 @@ class LowRankEmbedding(nn.Module):
         self.B = _normal_parameter(rank, embedding_dim, INIT_STD)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.A[idx] @ self.B
+        return F.embedding(idx, self.A) @ self.B
 
 
 class RMSNorm(nn.Module):
@@ -80,23 +80,24 @@ def _norm(config: ModelConfig) -> nn.Module:
     return RMSNorm(config.d_model) if config.use_rmsnorm else nn.LayerNorm(config.d_model)
 
 
-# Low-rank factors of the share* tie modes, in the order they are created (and drawn from the RNG):
-# the order of first appearance in the reference's computation column. "A" factors are (d, r),
-# "B" factors (r, d).
+# Low-rank factors of the share* tie modes, in the reference's creation (and RNG draw) order:
+# A factors before B factors. "A" factors are (d, r), "B" factors (r, d). Names are the
+# reference's state-dict names.
 _SHARED_FACTORS: dict[str, tuple[str, ...]] = {
     "shareA": ("qkv_A", "qkv_Bq", "qkv_Bk", "qkv_Bv"),
     "shareA_tieKV": ("qkv_A", "qkv_Bq", "qkv_Bkv"),
     "shareA_tieQK": ("qkv_A", "qkv_Bqk", "qkv_Bv"),
-    "shareB": ("qkv_Aq", "qkv_B", "qkv_Ak", "qkv_Av"),
-    "shareB_tieKV": ("qkv_Aq", "qkv_B", "qkv_Akv"),
-    "shareB_tieQK": ("qkv_Aqk", "qkv_B", "qkv_Av"),
+    "shareB": ("qkv_Aq", "qkv_Ak", "qkv_Av", "qkv_B"),
+    "shareB_tieKV": ("qkv_Aq", "qkv_Akv", "qkv_B"),
+    "shareB_tieQK": ("qkv_Aqk", "qkv_Av", "qkv_B"),
 }
-# Dense (full or low-rank) maps of the other modes, each d -> width, in creation order.
+# Dense (full or low-rank) maps of the other modes, each d -> width * d, in creation order, with
+# the reference's module names.
 _DENSE_MAPS: dict[str, tuple[tuple[str, int], ...]] = {
     "none": (("qkv", 3),),
-    "all": (("qkv", 1),),
-    "qk": (("qk", 1), ("v", 1)),
-    "kv": (("q", 1), ("kv", 1)),
+    "all": (("qkv_shared", 1),),
+    "qk": (("qk_shared", 1), ("v_proj", 1)),
+    "kv": (("q_proj", 1), ("kv_shared", 1)),
 }
 
 
@@ -125,14 +126,14 @@ class CausalSelfAttention(nn.Module):
             q, k, v = self.qkv(x).split(x.shape[-1], dim=-1)
             return q, k, v
         if mode == "all":
-            q = self.qkv(x)
+            q = self.qkv_shared(x)
             return q, q, q
         if mode == "qk":
-            q = self.qk(x)
-            return q, q, self.v(x)
+            q = self.qk_shared(x)
+            return q, q, self.v_proj(x)
         if mode == "kv":
-            k = self.kv(x)
-            return self.q(x), k, k
+            k = self.kv_shared(x)
+            return self.q_proj(x), k, k
         if mode.startswith("shareA"):
             h = x @ self.qkv_A
             if mode == "shareA":
@@ -155,7 +156,7 @@ class CausalSelfAttention(nn.Module):
         batch, length, width = x.shape
         head_dim = width // self.n_head
         q, k, v = (t.reshape(batch, length, self.n_head, head_dim).transpose(1, 2) for t in self._qkv(x))
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(head_dim))
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
         scores = scores.masked_fill(~self.causal_mask[:length, :length], float("-inf"))
         y = F.softmax(scores, dim=-1) @ v
         return self.proj(y.transpose(1, 2).reshape(batch, length, width))
@@ -221,7 +222,7 @@ class AdditionTransformer(nn.Module):
         ``first_position`` > 0 skips the final norm and LM head for earlier positions (their
         logits are not needed for the loss); the other outputs are the same up to rounding.
         """
-        x = self.token_emb(idx) + self.pos_emb(self.positions[: idx.shape[1]])
+        x = self.token_emb(idx) + self.pos_emb(self.positions[: idx.shape[1]].unsqueeze(0))
         for block in self.blocks:
             x = block(x)
         if first_position:

@@ -3,7 +3,8 @@
 The recipe is the reference's (``shared/reference/addition.md`` section 4): AdamW on one parameter
 group, linear warmup then cosine, global-norm clipping, 512 fresh examples a step under a digit
 curriculum, greedy validation exact match every ``eval_interval`` steps and after the last one,
-the best-by-validation checkpoint kept. Step order: sample batch; set lr; zero grads; forward;
+the best-by-validation checkpoint kept. Evaluations follow 0-based steps that are multiples of
+``eval_interval`` and the last step. Step order: sample batch; set lr; zero grads; forward;
 backward; clip; optimizer step.
 """
 
@@ -40,28 +41,33 @@ class TrainResult:
     best_val_exact_match: float
     """Highest validation exact match seen at an evaluation."""
     best_step: int
-    """Steps completed at that evaluation."""
+    """0-based step of that evaluation."""
     test_exact_match: float
     """Exact match of the best checkpoint on the run's own 10,000 test pairs (nan if test_size is 0)."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Every reported metrics dict, in order."""
+    loss_trace: list[float] = field(default_factory=list)
+    """Training loss of every step, in order (what bit-exactness checks compare)."""
     checkpoint_dir: Optional[Path] = None
     """Folder holding best.pt and last.pt, when an output folder was given."""
 
 
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path | None = None,
-          report: Reporter | None = None, log_every: int = 0) -> TrainResult:
+          report: Reporter | None = None, log_every: int = 0, max_steps: int | None = None) -> TrainResult:
     """Train one addition model and evaluate it on validation as it goes.
 
     Args:
         model_config: the architecture.
         train_config: the recipe, seed, thread count and device.
         out_dir: where ``best.pt`` and ``last.pt`` go (each carries both configs); None keeps none.
-        report: called after every evaluation with metrics ``step``, ``train/loss`` (mean over the
-            steps since the previous evaluation), ``lr``, ``val/exact_match``, ``val/token_accuracy``,
-            ``val/best_exact_match``, ``perf/steps_per_second``; the last call adds
-            ``test/exact_match`` and the checkpoint folder.
-        log_every: print a progress line every this many steps (0: only at evaluations... not at all).
+        report: called after every evaluation with metrics ``step`` (0-based index of the step just
+            taken: the reference's numbering, so the evaluation at step 1000 follows 1001 updates),
+            ``train/loss`` (mean batch loss since the previous evaluation), ``lr``,
+            ``val/exact_match``, ``val/token_accuracy``, ``val/best_exact_match``,
+            ``perf/steps_per_second``; the last call adds ``test/exact_match`` and the checkpoint folder.
+        log_every: print the batch loss every this many steps (0: never).
+        max_steps: stop after this many steps of the ``train_steps`` schedule (the schedule is not
+            shortened; the stop counts as the last step for evaluation and checkpoints).
 
     Returns:
         TrainResult with the best validation exact match, its step and the full metric history.
@@ -80,43 +86,45 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
 
     history: list[dict[str, float]] = []
     best_em, best_step, best_state = -1.0, 0, None
-    loss_sum, loss_count, tick, tick_step = 0.0, 0, time.perf_counter(), 0
-    for step in range(cfg.train_steps):
+    loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
+    last_step = min(cfg.train_steps, max_steps or cfg.train_steps) - 1
+    trace: list[float] = []
+    for step in range(last_step + 1):
         loss = _train_step(forward, optimizer, stream, cfg, step)
+        trace.append(loss)
         loss_sum += loss
         loss_count += 1
-        done = step + 1
-        if log_every and done % log_every == 0:
-            print(f"step {done} loss {loss:.6f} lr {cfg.lr_at(step):.6g}", flush=True)
-        if done % cfg.eval_interval and done != cfg.train_steps:
+        if log_every and step % log_every == 0:
+            print(f"step {step} loss {loss:.6f} lr {cfg.lr_at(step):.6g}", flush=True)
+        if step % cfg.eval_interval and step != last_step:
             continue
         score = score_pairs(model, val_pairs, cfg.eval_batch_size)
         now = time.perf_counter()
         metrics = {
-            "step": done,
+            "step": step,
             "train/loss": loss_sum / loss_count,
             "lr": cfg.lr_at(step),
             "val/exact_match": score.exact_match,
             "val/token_accuracy": score.token_accuracy,
-            "perf/steps_per_second": (done - tick_step) / max(now - tick, 1e-9),
+            "perf/steps_per_second": loss_count / max(now - tick, 1e-9),
         }
-        loss_sum, loss_count, tick, tick_step = 0.0, 0, now, done
+        loss_sum, loss_count, tick = 0.0, 0, now
         if score.exact_match > best_em:
-            best_em, best_step, best_state = score.exact_match, done, copy.deepcopy(model.state_dict())
+            best_em, best_step, best_state = score.exact_match, step, copy.deepcopy(model.state_dict())
             if out is not None:
-                save_checkpoint(out / BEST_CHECKPOINT, model, cfg, step=done, val_exact=best_em, **meta)
+                save_checkpoint(out / BEST_CHECKPOINT, model, cfg, step=step, val_exact=best_em, **meta)
         metrics["val/best_exact_match"] = best_em
-        final = done == cfg.train_steps
+        final = step == last_step
         if final:
             metrics["test/exact_match"] = _test_exact_match(model, best_state, test_pairs, cfg)
             if out is not None:
-                save_checkpoint(out / LAST_CHECKPOINT, model, cfg, step=done, val_exact=score.exact_match,
+                save_checkpoint(out / LAST_CHECKPOINT, model, cfg, step=step, val_exact=score.exact_match,
                                 optimizer_state=optimizer.state_dict(),
                                 data_generator_state=stream.generator.get_state(), **meta)
         history.append(metrics)
         if report is not None:
             report(metrics, out if final else None)
-    return TrainResult(best_em, best_step, history[-1].get("test/exact_match", math.nan), history, out)
+    return TrainResult(best_em, best_step, history[-1].get("test/exact_match", math.nan), history, trace, out)
 
 
 def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
