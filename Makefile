@@ -22,6 +22,9 @@ NAME ?=
 EXPERIMENT ?=
 TRACKING_URI ?=
 ARGS ?=
+CLAIM ?=
+COMMAND_JOB ?=
+JOB ?=
 CKPT ?= 456p_s43
 PROTOCOL ?= both
 MLFLOW_PORT ?= 5000
@@ -33,7 +36,7 @@ SWEEP_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--
   $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) $(call opt,--experiment,$(EXPERIMENT)) \
   $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
 
-.PHONY: venv sweep-addition sweep-addition-smoke evaluate mlflow-ui test test-slow clean
+.PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command evaluate mlflow-ui test test-slow clean
 
 venv: $(STAMP)
 
@@ -51,6 +54,24 @@ sweep-addition-smoke: SPACE = smoke
 sweep-addition-smoke: CONFIGS := $(or $(CONFIGS),2)
 sweep-addition-smoke: $(STAMP)
 	$(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
+
+# make reproduce CLAIM=512p-s42 [SEEDS=2] [STEPS=300] [THREADS=2] [MODE=fast] [COMMAND_JOB=command_jobs/reference_repo.toml]
+reproduce: $(STAMP)
+	$(if $(CLAIM),,$(error CLAIM=<name> is required; `make claims` lists them))
+	$(PY) -m tune_jobs.reproduce --claim $(CLAIM) $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) \
+	  $(call opt,--threads,$(THREADS)) $(call opt,--mode,$(MODE)) $(call opt,--command-job,$(COMMAND_JOB)) \
+	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--name,$(NAME)) \
+	  $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+
+claims: $(STAMP)
+	$(PY) -m tune_jobs.reproduce --list
+
+# make sweep-command JOB=command_jobs/reference_repo.toml [CONFIGS=2] [SEEDS=3]
+sweep-command: $(STAMP)
+	$(if $(JOB),,$(error JOB=<job file> is required, e.g. command_jobs/reference_repo.toml))
+	$(PY) -m tune_jobs.sweep_command --job $(JOB) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
+	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--search-seed,$(SEARCH_SEED)) \
+	  $(call opt,--name,$(NAME)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
 
 evaluate: $(STAMP)
 	$(PY) -m trainables.addition evaluate --checkpoint $(CKPT) --protocol $(PROTOCOL)

@@ -161,3 +161,37 @@ def _check_point(space: SearchSpace, point: Mapping[str, Mapping[str, Any]],
                                     if not isinstance(v, (Choice, IntRange, LogUniform))}, **values})
         except (TypeError, ValueError) as error:
             raise SearchSpaceError(f"search space {space.name!r}, point to evaluate: {error}") from error
+
+
+def parse_dimension(name: str, value: Any) -> Any:
+    """A dimension from its data form: ``{choice = [...]}``, ``{loguniform = [lo, hi]}``,
+    ``{randint = [lo, hi]}`` (inclusive), ``{lograndint = [lo, hi]}``; anything else is a constant.
+
+    Raises:
+        SearchSpaceError: a table with another key or a malformed range (names the field).
+    """
+    if not isinstance(value, Mapping):
+        return value
+    if len(value) != 1:
+        raise SearchSpaceError(f"{name}: a dimension is one of choice, loguniform, randint, lograndint; got {dict(value)}")
+    (kind, args), = value.items()
+    if kind == "choice":
+        return Choice(tuple(args))
+    if kind in ("loguniform", "randint", "lograndint") and isinstance(args, (list, tuple)) and len(args) == 2:
+        if kind == "loguniform":
+            return LogUniform(float(args[0]), float(args[1]))
+        return IntRange(int(args[0]), int(args[1]), log=kind == "lograndint")
+    raise SearchSpaceError(f"{name}: {kind} needs [low, high] (or choice a list), got {args!r}")
+
+
+def space_from_table(name: str, description: str, table: Mapping[str, Any], section: str) -> SearchSpace:
+    """A one-section space from a data table whose ``seeds`` key lists the replicates.
+
+    Raises:
+        SearchSpaceError: no seeds list, or a malformed dimension.
+    """
+    fields = dict(table)
+    seeds = fields.pop("seeds", None)
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+        raise SearchSpaceError(f"search space {name!r}: seeds must be a list of integers, got {seeds!r}")
+    return SearchSpace(name, description, tuple(seeds), {section: {k: parse_dimension(k, v) for k, v in fields.items()}})

@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search_spaces import Choice, SearchSpace
-from tune_jobs.sweep_addition import SweepArgs, run_sweep
+from tune_jobs.sweep_addition import SweepArgs, run_addition_sweep
 from tune_jobs.verdict import INCONCLUSIVE
 
 # One configuration trains; the other trains on the 'meta' device, which fails at the first
@@ -30,7 +30,7 @@ def sweep(tmp_path_factory):
     args = SweepArgs(space="smoke", num_configs=2, name="test-sweep", experiment="test", tracking_uri=uri,
                      storage_path=root / "ray_results", max_concurrent=2)
     try:
-        table = run_sweep(args, SPACE)
+        table = run_addition_sweep(args, SPACE)
     finally:
         ray.shutdown()
     client = MlflowClient(uri)
@@ -87,6 +87,6 @@ def test_finished_trials_have_metrics_tags_and_checkpoint(sweep):
         for key in ("seed", "config_id", "trial_id", "git_commit", "torch_version", "device", "threads", "verdict"):
             assert key in tags, key
         assert tags["threads"] == "1" and tags["device"] == "cpu"
-        assert run.data.params["train.seed"] == tags["seed"]
+        assert run.data.params["seed"] == tags["seed"]
         files = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
         assert "checkpoints/best.pt" in files

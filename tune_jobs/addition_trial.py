@@ -8,8 +8,10 @@ from typing import Any
 
 from ray import tune
 
+from trainables.addition.checkpoint import load_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig
-from trainables.addition.train import train
+from trainables.addition.evaluate import PROTOCOLS
+from trainables.addition.train import BEST_CHECKPOINT, train
 from trainables.provenance import provenance
 from tune_jobs.search import OBJECTIVE, TIE_BREAK, config_id, seed_of
 
@@ -19,12 +21,15 @@ def addition_trial(config: dict[str, Any]) -> None:
 
     Each report carries the trainable's metrics, ``success`` (best validation exact match at or
     above ``config['success_threshold']``), the Optuna ``objective``, and ``env/*`` provenance
-    strings; the last one carries the checkpoint folder (best.pt, last.pt).
+    strings; the last one carries the checkpoint folder (best.pt, last.pt). When the config names a
+    ``protocol`` (100k, adderboard, validation), the last report adds ``protocol/exact_match``: the
+    best checkpoint's score on it. ``max_steps`` stops the run early on its full schedule.
     """
     seed = seed_of(config)
     model_config = ModelConfig.from_dict(config["model"])
     train_config = TrainConfig.from_dict({**config["train"], "seed": seed})
-    threshold = float(config["success_threshold"])
+    threshold = float(config.get("success_threshold", 0.99))
+    protocol = config.get("protocol")
     constant = {"seed": seed, "config_id": config_id(config),
                 **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
 
@@ -32,8 +37,25 @@ def addition_trial(config: dict[str, Any]) -> None:
         best = metrics["val/best_exact_match"]
         success = float(best >= threshold)
         result = {**metrics, "success": success, OBJECTIVE: success + TIE_BREAK * best, **constant}
+        if checkpoint_dir is not None and protocol:
+            result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
+                                                            train_config.eval_batch_size)
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         tune.report(result, checkpoint=checkpoint)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
-        train(model_config, train_config, out_dir, report)
+        train(model_config, train_config, out_dir, report, max_steps=config.get("max_steps"))
+
+
+def protocol_score(protocol: str, checkpoint_dir: str | Path, best_val_exact_match: float, device: str = "cpu",
+                   batch_size: int = 512) -> float:
+    """Exact match of a run's best checkpoint (``best.pt`` in the reference format) on a published
+    protocol; for 'validation', the best validation exact match seen during training.
+
+    Raises:
+        FileNotFoundError: the folder has no best.pt.
+    """
+    if protocol == "validation":
+        return best_val_exact_match
+    loaded = load_checkpoint(Path(checkpoint_dir) / BEST_CHECKPOINT, device)
+    return PROTOCOLS[protocol](loaded.model, batch_size).exact_match

@@ -19,23 +19,27 @@ from tune_jobs.search import OBJECTIVE, config_id, seed_of
 
 logger = logging.getLogger(__name__)
 
-METRIC_PREFIXES = ("train/", "val/", "test/", "perf/")
+METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "protocol/")
 METRIC_KEYS = ("lr", "success", OBJECTIVE)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's params: ``model.*`` and ``train.*`` fields, its seed and config id."""
-    params = {f"{section}.{k}": v for section in ("model", "train") for k, v in config.get(section, {}).items()}
-    params.update({"train.seed": seed_of(config), "config_id": config_id(config),
-                   "success_threshold": config.get("success_threshold")})
+    """A trial's params: every field of its sections (``model.*``, ``train.*``, ``params.*``), its seed,
+    config id, and top-level settings (success threshold, protocol, role, job file)."""
+    params = {f"{section}.{k}": v for section, fields in config.items() if isinstance(fields, dict)
+              for k, v in fields.items()}
+    params.update({"seed": seed_of(config), "config_id": config_id(config)})
+    params.update({k: v for k, v in config.items() if not isinstance(v, (dict, list)) and k != "__trial_index__"})
     return params
 
 
 class MlflowTrialRuns(tune.Callback):
     """Child run per trial under ``tracker``'s parent run (see module doc)."""
 
-    def __init__(self, tracker: SweepTracker) -> None:
+    def __init__(self, tracker: SweepTracker, config_of: Callable[[dict], dict] = lambda config: config) -> None:
         self.tracker = tracker
+        self.config_of = config_of
+        """Maps a Tune trial config to the run config (model/train sections) it stands for."""
         self.runs: dict[str, str] = {}
         """trial id -> MLflow run id."""
         self.failures = 0
@@ -51,8 +55,8 @@ class MlflowTrialRuns(tune.Callback):
 
     def _run_id(self, trial: Any) -> str:
         if trial.trial_id not in self.runs:
-            config = trial.config
-            name = f"{config_id(config)}-seed{seed_of(config)}"
+            config = self.config_of(trial.config)
+            name = config.get("run_name") or f"{config_id(config)}-seed{seed_of(config)}"
             tags = {"seed": seed_of(config), "config_id": config_id(config)}
             self.runs[trial.trial_id] = self.tracker.start_trial_run(trial.trial_id, name, flat_params(config), tags)
         return self.runs[trial.trial_id]

@@ -37,19 +37,29 @@ def to_domain(value: Any) -> Any:
 
 
 def param_space(space: SearchSpace, **constants: Any) -> dict[str, Any]:
-    """Tune ``param_space``: each section's fields as domains or constants, the seeds, and ``constants``."""
+    """Tune ``param_space``: each section's fields as domains or constants, the seeds, and ``constants``
+    (settings such as the success threshold: not part of the configuration's identity)."""
     sections = {name: {k: to_domain(v) for k, v in fields.items()} for name, fields in space.sections.items()}
     return {**sections, "seeds": list(space.seeds), **constants}
 
 
+NOT_CONFIGURATION = ("seeds", TRIAL_INDEX, "run_name", "role", "success_threshold", "max_steps")
+"""Trial-config keys that say how a configuration is run, not what it is."""
+
+
 def seed_of(config: Mapping[str, Any]) -> int:
-    """The replicate seed of a trial: ``seeds[i]`` for its index i among its configuration's trials."""
+    """A trial's seed: a ``seed`` its sections name (``train.seed``, ``params.seed``), else ``seeds[i]``
+    for its index i among its configuration's replicates."""
+    for section in config.values():
+        if isinstance(section, Mapping) and "seed" in section:
+            return int(section["seed"])
     return int(config["seeds"][config.get(TRIAL_INDEX, 0)])
 
 
 def config_id(config: Mapping[str, Any]) -> str:
-    """Short stable id of a configuration (model and train sections, seed excluded)."""
-    payload = {s: {k: v for k, v in config.get(s, {}).items() if k != "seed"} for s in ("model", "train")}
+    """Short stable id of a configuration: every section and setting but the seed and run bookkeeping."""
+    payload = {k: ({f: v for f, v in section.items() if f != "seed"} if isinstance(section, Mapping) else section)
+               for k, section in config.items() if k not in NOT_CONFIGURATION}
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -59,7 +59,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     Args:
         model_config: the architecture.
         train_config: the recipe, seed, thread count and device.
-        out_dir: where ``best.pt`` and ``last.pt`` go (each carries both configs); None keeps none.
+        out_dir: where ``best.pt`` and ``last.pt`` go (each carries both configs; ``last.pt`` also the
+            optimizer and data-generator state and the float32 loss of every step); None keeps none.
         report: called after every evaluation with metrics ``step`` (0-based index of the step just
             taken: the reference's numbering, so the evaluation at step 1000 follows 1001 updates),
             ``train/loss`` (mean batch loss since the previous evaluation), ``lr``,
@@ -90,7 +91,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     last_step = min(cfg.train_steps, max_steps or cfg.train_steps) - 1
     trace: list[float] = []
     for step in range(last_step + 1):
-        loss = _train_step(forward, optimizer, stream, cfg, step)
+        loss = train_step(forward, optimizer, stream, cfg, step)
         trace.append(loss)
         loss_sum += loss
         loss_count += 1
@@ -119,15 +120,15 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             metrics["test/exact_match"] = _test_exact_match(model, best_state, test_pairs, cfg)
             if out is not None:
                 save_checkpoint(out / LAST_CHECKPOINT, model, cfg, step=step, val_exact=score.exact_match,
-                                optimizer_state=optimizer.state_dict(),
-                                data_generator_state=stream.generator.get_state(), **meta)
+                                optimizer_state=optimizer.state_dict(), data_generator_state=stream.generator.get_state(),
+                                loss_trace=torch.tensor(trace, dtype=torch.float32), **meta)
         history.append(metrics)
         if report is not None:
             report(metrics, out if final else None)
     return TrainResult(best_em, best_step, history[-1].get("test/exact_match", math.nan), history, trace, out)
 
 
-def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
+def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
                 stream: TrainingStream, cfg: TrainConfig, step: int) -> float:
     """One optimizer step in the reference's order; returns the batch's training loss."""
     a, b = stream.sample(cfg.batch_size, *cfg.digits_at(step))

@@ -1,0 +1,130 @@
+"""A job file that wraps another repository's training command (TOML), and its validation.
+
+    name = "reference-512p"
+    workdir = "${REFERENCE_REPO}"            # environment variables expand; relative to the job file
+    command = "{python} -m src.train --seed {seed} --lr {lr} --run-dir {out_dir}"
+    timeout_s = 3600
+
+    [metrics]
+    file = "{out_dir}/metrics.csv"           # CSV with a header, or JSON lines (.jsonl / .json)
+    # regex = 'step=(?P<step>\\d+) loss=(?P<train_loss>[0-9.]+)'   # or: named groups on the output
+    step = "step"                            # the step column / group
+    names = { train_loss = "train/loss", val_exact = "val/exact_match" }
+
+    [checkpoints]
+    dir = "{out_dir}/checkpoints"
+
+    [params]                                 # default values of the placeholders
+    lr = 0.02
+
+    [flags]                                  # booleans that render as a flag or as nothing
+    use_rmsnorm = "--use-rmsnorm"
+
+    [search]                                 # for make sweep-command: seeds are replicates
+    seeds = [0, 1, 2]
+    lr = { loguniform = [0.005, 0.03] }
+
+Placeholders: ``{python}`` (this interpreter), ``{out_dir}`` (a fresh folder per run),
+``{run_name}``, ``{seed}``, and any parameter of the run; values are shell-quoted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+
+class CommandSpecError(ValueError):
+    """A job file is missing or malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """How to run an external training command and read its results."""
+
+    name: str
+    """Job name (run names and MLflow)."""
+    workdir: Path
+    """Folder the command runs in (absolute after loading)."""
+    command: str
+    """Command template: a shell-like line with {placeholders}."""
+    step: str = "step"
+    """Column (or regex group) holding the training step."""
+    metrics_file: Optional[str] = None
+    """Template of a CSV (with header) or JSON-lines file the command appends metrics to."""
+    metrics_regex: Optional[str] = None
+    """Regular expression with named groups, matched against each output line."""
+    names: Mapping[str, str] = field(default_factory=dict)
+    """Column -> reported metric name (e.g. val_exact -> val/exact_match); others keep their names."""
+    checkpoint_dir: Optional[str] = None
+    """Template of the folder the command leaves checkpoints in (reported with the last result)."""
+    timeout_s: float = 3600.0
+    """Wall-clock limit; the process group is killed past it."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Default placeholder values."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables for the command."""
+    search: Mapping[str, Any] = field(default_factory=dict)
+    """Search space of ``make sweep-command`` as data: ``seeds`` and placeholder dimensions."""
+    flags: Mapping[str, str] = field(default_factory=dict)
+    """Boolean parameter -> the flag it renders as when true (nothing when false), e.g.
+    use_rmsnorm -> --use-rmsnorm."""
+
+    def __post_init__(self) -> None:
+        if (self.metrics_file is None) == (self.metrics_regex is None):
+            raise CommandSpecError(f"job {self.name!r}: give exactly one of metrics.file and metrics.regex")
+        if self.metrics_regex is not None:
+            try:
+                pattern = re.compile(self.metrics_regex)
+            except re.error as error:
+                raise CommandSpecError(f"job {self.name!r}: metrics.regex does not compile: {error}") from error
+            if self.step not in pattern.groupindex:
+                raise CommandSpecError(f"job {self.name!r}: metrics.regex has no named group {self.step!r} (metrics.step)")
+        if self.timeout_s <= 0:
+            raise CommandSpecError(f"job {self.name!r}: timeout_s must be > 0, got {self.timeout_s!r}")
+        if not self.workdir.is_dir():
+            raise CommandSpecError(f"job {self.name!r}: workdir {str(self.workdir)!r} is not a folder")
+        if self.metrics_file and "{out_dir}" in self.metrics_file and "out_dir" not in self.placeholders():
+            raise CommandSpecError(f"job {self.name!r}: metrics.file uses {{out_dir}} but the command never receives it")
+
+    def placeholders(self) -> set[str]:
+        """Names the command template needs."""
+        return {name for _, name, _, _ in string.Formatter().parse(self.command) if name}
+
+
+def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> CommandSpec:
+    """Read a job file; ``${VAR}`` in workdir expands, and a relative workdir is taken from the file's folder.
+
+    Raises:
+        CommandSpecError: missing file, bad TOML, unknown or impossible field, an unset variable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CommandSpecError(f"job file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise CommandSpecError(f"{path}: not valid TOML: {error}") from error
+    data.update(overrides or {})
+    metrics = data.pop("metrics", {})
+    checkpoints = data.pop("checkpoints", {})
+    raw_workdir = str(data.pop("workdir", "."))
+    workdir = os.path.expandvars(raw_workdir)
+    if "$" in workdir:
+        raise CommandSpecError(f"{path}: workdir {raw_workdir!r} names an unset environment variable")
+    workdir_path = Path(workdir) if Path(workdir).is_absolute() else (path.parent / workdir)
+    known = {"name", "command", "timeout_s", "params", "env", "flags", "search"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CommandSpecError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    try:
+        return CommandSpec(workdir=workdir_path.resolve(), metrics_file=metrics.get("file"),
+                           metrics_regex=metrics.get("regex"), step=metrics.get("step", "step"),
+                           names=metrics.get("names", {}), checkpoint_dir=checkpoints.get("dir"), **data)
+    except TypeError as error:
+        raise CommandSpecError(f"{path}: {error}") from error

@@ -1,0 +1,55 @@
+"""Settings every Tune job shares (resources, tracking, storage, cluster) and starting Ray with them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how a job's trials run and are recorded."""
+
+    max_concurrent: int = 0
+    """Trials at once; 0 = as many as CPU cores (or GPUs) allow."""
+    threads: int = 1
+    """Intra-op threads (and CPUs reserved) per trial; the numbers depend on it."""
+    gpus_per_trial: float = 0.0
+    """GPUs per trial; > 0 trains on CUDA."""
+    experiment: str = "addition-sweep"
+    """MLflow experiment name."""
+    name: Optional[str] = None
+    """Job name (Tune experiment and parent run); default <job>-<UTC time>."""
+    tracking_uri: Optional[str] = None
+    """MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///<project>/mlruns.db."""
+    storage_path: Path = PROJECT_ROOT / "ray_results"
+    """Where Tune keeps trial results and checkpoints (shared storage on a cluster)."""
+    ray_address: Optional[str] = None
+    """Ray cluster to join; default $RAY_ADDRESS, else a local Ray started for this job."""
+
+    def __post_init__(self) -> None:
+        for field_name, ok in (("max_concurrent", self.max_concurrent >= 0), ("threads", self.threads >= 1),
+                               ("gpus_per_trial", self.gpus_per_trial >= 0)):
+            if not ok:
+                raise ValueError(f"{field_name} has an impossible value: {getattr(self, field_name)!r}")
+
+    def resources(self) -> dict[str, float]:
+        """Ray resources of one trial."""
+        return {"cpu": self.threads, "gpu": self.gpus_per_trial}
+
+    def start_ray(self) -> int:
+        """Join or start Ray; returns how many trials may run at once."""
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.ray_address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                     configure_logging=False)
+        if self.max_concurrent:
+            return self.max_concurrent
+        if self.gpus_per_trial > 0:
+            return max(1, int(ray.cluster_resources().get("GPU", 0) // self.gpus_per_trial))
+        return max(1, int(ray.cluster_resources().get("CPU", 1) // self.threads))
