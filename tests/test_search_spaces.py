@@ -19,6 +19,8 @@ def test_default_space_starts_from_the_records_fast_learner():
     assert point["model"]["d_model"] == 8 and point["model"]["d_ff"] == 28 and point["train"]["lr"] == 0.015
     assert all(point["model"][r] == 0 for r in ("pos_rank", "qkv_rank", "attn_out_rank", "ffn_rank"))
     assert len(DEFAULT.seeds) >= 3
+    control = DEFAULT.points_to_evaluate[1]["model"]
+    assert (control["d_model"], control["d_ff"]) == (16, 64)
 
 
 def _space(model=None, train=None, seeds=(0, 1, 2), points=()):
