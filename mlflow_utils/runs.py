@@ -145,7 +145,7 @@ def sweep_run(sweep_id: str, experiment: str, params: Mapping[str, Any], tags: M
     """Open (or, for a resumed sweep, reopen) the parent run of ``sweep_id`` and close it in ``finally``.
 
     On exit, child runs still RUNNING are marked KILLED, and the parent ends FINISHED, or FAILED
-    (KILLED on Ctrl-C) when the body raised.
+    when the body raised (KILLED on Ctrl-C or an exit).
 
     Raises:
         TrackingError: the store is unreachable (before any training starts).
@@ -169,7 +169,7 @@ def sweep_run(sweep_id: str, experiment: str, params: Mapping[str, Any], tags: M
     try:
         yield tracker
         status = "FINISHED"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM turned into an exit
         status = "KILLED"
         raise
     finally:

@@ -63,6 +63,8 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         TrackingError: the store cannot be reached or opened; names the URI.
     """
     uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri)
@@ -72,6 +74,19 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         raise TrackingError(f"MLflow tracking store {uri!r} is not reachable: {error}") from error
     mlflow.set_tracking_uri(uri)
     return client
+
+
+def _check_server(uri: str, timeout_s: float = 10.0) -> None:
+    """GET the tracking server's /health once (MLflow's client would retry with backoff for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status != 200:
+                raise TrackingError(f"MLflow tracking server {uri!r} answered /health with HTTP {response.status}")
+    except (urllib.error.URLError, OSError) as error:
+        raise TrackingError(f"MLflow tracking server {uri!r} is not reachable: {error}") from error
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:

@@ -91,6 +91,13 @@ class SearchSpace:
         """A copy with other seed replicates."""
         return SearchSpace(self.name, self.description, tuple(seeds), self.sections, self.points_to_evaluate)
 
+    def with_seed_count(self, count: int) -> "SearchSpace":
+        """A copy with ``count`` replicates: the first of its seeds, extended by consecutive integers."""
+        seeds = list(self.seeds[:count])
+        while len(seeds) < count:
+            seeds.append(max(seeds, default=-1) + 1)
+        return self.with_seeds(tuple(seeds))
+
 
 def _check_dimension(name: str, dim: Any) -> None:
     if isinstance(dim, Choice):

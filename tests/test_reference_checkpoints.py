@@ -25,3 +25,10 @@ def test_published_scores(reference_checkpoint):
     board = evaluate_adderboard(loaded.model)
     assert (board.passed, board.total) == (adderboard, 10_010)
     assert board.qualified
+
+
+def test_evaluate_cli_names_a_missing_checkpoint(capsys):
+    from trainables.addition.__main__ import main
+
+    assert main(["evaluate", "--checkpoint", "/no/such/file.pt", "--protocol", "adderboard"]) == 2
+    assert "checkpoint not found: /no/such/file.pt" in capsys.readouterr().err

@@ -74,16 +74,17 @@ def trial_table(results: "ResultGrid", threshold: float) -> pd.DataFrame:
 
 
 def run_sweep(settings: SweepSettings, space: SearchSpace, trainable: Callable[[dict], None], job: str,
-              params: dict[str, Any] | None = None, constants: dict[str, Any] | None = None,
-              columns: tuple[str, ...] = ()) -> pd.DataFrame:
+              constants: dict[str, Any] | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run a validated space through Tune and return (and log, and print) the verdict table.
+
+    The parent run's params are every field of ``settings`` (a job's own settings dataclass) and the
+    space's seeds and description.
 
     Args:
         settings: budgets, search seed, tracking.
         space: the validated search space.
         trainable: Tune function trainable reading its config's sections and ``seeds``.
         job: job name (tags, default sweep name).
-        params: extra params of the parent run.
         constants: extra keys of every trial config (e.g. the job file).
         columns: configuration columns to print beside the verdict.
 
@@ -93,7 +94,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trainable: Callable[[
     name = settings.name or f"{job}-{space.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     all_params = {f"sweep.{k}": v for k, v in dataclasses.asdict(settings).items()}
     all_params.update({"sweep.seed_list": list(space.seeds), "sweep.space": space.name,
-                       "sweep.space_description": space.description, **(params or {})})
+                       "sweep.space_description": space.description})
     with sweep_run(name, settings.experiment, all_params, {"job": job, "space": space.name},
                    settings.tracking_uri) as tracker:
         grid, callback = _fit(settings, space, name, tracker, trainable, constants or {})

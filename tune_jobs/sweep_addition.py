@@ -70,10 +70,7 @@ def resolve_space(args: SweepArgs, space: SearchSpace | None = None) -> SearchSp
             train["warmup_steps"] = max(1, args.train_steps // 20)
     space = space.with_overrides(train=train)
     if args.seeds is not None:
-        seeds = list(space.seeds[: args.seeds])
-        while len(seeds) < args.seeds:
-            seeds.append(max(seeds) + 1)
-        space = space.with_seeds(tuple(seeds))
+        space = space.with_seed_count(args.seeds)
     validate(space, {"model": ModelConfig, "train": TrainConfig})
     return space
 
@@ -91,9 +88,7 @@ def run_addition_sweep(args: SweepArgs, space: SearchSpace | None = None) -> pd.
     """
     from tune_jobs.addition_trial import addition_trial
 
-    space = resolve_space(args, space)
-    overrides = {f"sweep.{k}": getattr(args, k) for k in ("space", "seeds", "train_steps", "eval_interval", "mode")}
-    return run_sweep(args, space, addition_trial, "addition", params=overrides, columns=COLUMNS)
+    return run_sweep(args, resolve_space(args, space), addition_trial, "addition", columns=COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:

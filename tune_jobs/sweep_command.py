@@ -48,10 +48,7 @@ def job_space(spec: CommandSpec, seeds: Optional[int] = None) -> SearchSpace:
         raise SearchSpaceError(f"job {spec.name!r} has no [search] table (seeds and dimensions)")
     space = space_from_table(spec.name, f"command job {spec.name}", spec.search, "params")
     if seeds is not None:
-        chosen = list(space.seeds[:seeds])
-        while len(chosen) < seeds:
-            chosen.append(max(chosen) + 1)
-        space = space.with_seeds(tuple(chosen))
+        space = space.with_seed_count(seeds)
 
     def renders(**params: Any) -> None:
         try:
@@ -75,8 +72,7 @@ def run_command_sweep(args: SweepCommandArgs) -> pd.DataFrame:
     spec = load_command_spec(args.job)
     space = job_space(spec, args.seeds)
     columns = tuple(f"params.{name.split('.', 1)[1]}" for name in space.dimensions())
-    return run_sweep(args, space, command_trial, f"command-{spec.name}", params={"sweep.job": str(args.job)},
-                     constants={"job": str(Path(args.job).resolve()), "threads": args.threads}, columns=columns)
+    return run_sweep(args, space, command_trial, f"command-{spec.name}", constants={"job": str(Path(args.job).resolve()), "threads": args.threads}, columns=columns)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if isinstance(args, Evaluate):
-        print(json.dumps(evaluate_command(args), indent=2))
+        try:
+            print(json.dumps(evaluate_command(args), indent=2))
+        except (FileNotFoundError, ConfigError, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
     result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
                    report=lambda metrics, _: print(json.dumps(metrics), flush=True))
