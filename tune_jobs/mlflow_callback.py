@@ -15,19 +15,23 @@ from typing import Any, Callable
 from ray import tune
 
 from mlflow_utils import SweepTracker
-from tune_jobs.search import OBJECTIVE, config_id, seed_of
+from tune_jobs.search import CONFIG_SECTIONS, OBJECTIVE, config_id, seed_of
 
 logger = logging.getLogger(__name__)
 
-METRIC_PREFIXES = ("train/", "val/", "test/", "perf/")
+METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "train_eval/", "diag/", "gen/", "tok/", "data/", "audit/",
+                   "model/")
+TAG_PREFIXES = ("env/", "data/")
+"""String values under these prefixes become tags (``env/`` stripped; ``data/`` checksums kept whole)."""
 METRIC_KEYS = ("lr", "success", OBJECTIVE)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's params: ``model.*`` and ``train.*`` fields, its seed and config id."""
-    params = {f"{section}.{k}": v for section in ("model", "train") for k, v in config.get(section, {}).items()}
-    params.update({"train.seed": seed_of(config), "config_id": config_id(config),
-                   "success_threshold": config.get("success_threshold")})
+    """A trial's params: the fields of its config sections, its seed and config id."""
+    params = {f"{section}.{k}": v for section in CONFIG_SECTIONS for k, v in config.get(section, {}).items()}
+    params.update({"train.seed": seed_of(config), "config_id": config_id(config)})
+    if "success_threshold" in config:
+        params["success_threshold"] = config["success_threshold"]
     return params
 
 
@@ -66,7 +70,8 @@ class MlflowTrialRuns(tune.Callback):
             metrics = {k: v for k, v in result.items() if k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS}
             self.tracker.log_metrics(run_id, metrics, step=int(result["step"]))
             if run_id not in self._tagged:
-                self.tracker.set_tags(run_id, {k[len("env/"):]: v for k, v in result.items() if k.startswith("env/")})
+                self.tracker.set_tags(run_id, {k.removeprefix("env/"): v for k, v in result.items()
+                                               if k.startswith(TAG_PREFIXES) and isinstance(v, str)})
                 self._tagged.add(run_id)
         self._safely("metric logging", log)
 
