@@ -56,6 +56,7 @@ def test_validation_better_for_the_whole_run_is_caught():
     assert audits.val_always_better([3.0, 2.5, 2.2], [2.9, 2.4, 2.0])
     assert not audits.val_always_better([3.0, 2.5, 2.2], [2.9, 2.6, 2.0])  # once worse: not the whole run
     assert not audits.val_always_better([3.0], [2.0])  # one evaluation is no run
+    assert not audits.val_always_better([3.0, 2.5], [2.99, 2.4], margin=0.02)  # within the margin once
     flags = audits.audit_flags({**CLEAN, "val_better": 1.0}, AuditConfig())
     assert set(flags) == {"val_better_than_train"}
 

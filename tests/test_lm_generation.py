@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from trainables.lm.generation import derive_prompts, distinct_n, filter_logits, is_collapsed, repetition_ratio, summarize
+from trainables.lm.generation import (
+    derive_prompts, distinct_n, filter_logits, is_collapsed, repetition_ratio, summarize,
+)
 
 
 @pytest.mark.parametrize("tokens, collapsed", [

@@ -8,7 +8,8 @@ thresholds of an ``AuditConfig``:
 - ``split_overlap``: more than ``max_overlap`` of the validation lines of at least
   ``overlap_min_chars`` characters (stripped) also occur in the training text (a leaked split);
 - ``val_better_than_train``: at every evaluation (two or more) the validation bits per byte were
-  below those of the same amount of training text scored the same way;
+  more than ``val_better_margin`` below those of the same amount of training text scored the same
+  way (an easier or leaked validation split, or a scoring bug);
 - ``perplexity_near_one``: final validation perplexity per token below ``min_perplexity``;
 - ``collapsed_generation``: more than ``max_collapse_rate`` of the sampled completions are
   collapsed (``trainables.lm.generation``) although the validation bits per byte beat a unigram
@@ -74,10 +75,10 @@ def split_overlap(train: str, val: str, min_chars: int = 40) -> float:
     return sum(h in train_lines for h in val_lines) / len(val_lines)
 
 
-def val_always_better(train_bpb: Sequence[float], val_bpb: Sequence[float]) -> bool:
-    """Whether validation beat training at every one of two or more evaluations."""
+def val_always_better(train_bpb: Sequence[float], val_bpb: Sequence[float], margin: float = 0.0) -> bool:
+    """Whether validation beat training by more than ``margin`` at every one of two or more evaluations."""
     pairs = [(t, v) for t, v in zip(train_bpb, val_bpb) if not (math.isnan(t) or math.isnan(v))]
-    return len(pairs) >= 2 and all(v < t for t, v in pairs)
+    return len(pairs) >= 2 and all(v < t - margin for t, v in pairs)
 
 
 def audit_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str, str]:
@@ -100,7 +101,8 @@ def audit_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str,
         flags["split_overlap"] = (f"{value('split_overlap'):.0%} of long validation lines also occur in training "
                                   f"text (> {config.max_overlap:.0%})")
     if value("val_better") == 1.0:
-        flags["val_better_than_train"] = "validation bits per byte below training at every evaluation"
+        flags["val_better_than_train"] = (f"validation bits per byte more than {config.val_better_margin:g} below "
+                                          f"training at every evaluation")
     if value("val_perplexity") < config.min_perplexity:
         flags["perplexity_near_one"] = (f"validation perplexity {value('val_perplexity'):.4f} per token "
                                         f"(< {config.min_perplexity:g}) is implausible for natural text")

@@ -147,11 +147,14 @@ class DataConfig:
     """Seed of the split's own generator: a training seed never changes the split."""
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.corpus, str) and self.corpus.strip() != "", f"corpus must be a name or path, got {self.corpus!r}")
-        _require(isinstance(self.max_bytes, int) and self.max_bytes >= 0, f"max_bytes must be an integer >= 0, got {self.max_bytes!r}")
+        _require(isinstance(self.corpus, str) and self.corpus.strip() != "",
+                 f"corpus must be a name or path, got {self.corpus!r}")
+        _require(isinstance(self.max_bytes, int) and self.max_bytes >= 0,
+                 f"max_bytes must be an integer >= 0, got {self.max_bytes!r}")
         _positive(self, "block_chars")
         _fraction(self, "val_fraction", low_open=True, high_open=True)
-        _require(isinstance(self.split_seed, int) and self.split_seed >= 0, f"split_seed must be >= 0, got {self.split_seed!r}")
+        _require(isinstance(self.split_seed, int) and self.split_seed >= 0,
+                 f"split_seed must be an integer >= 0, got {self.split_seed!r}")
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,8 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if isinstance(self.extra_corpora, list):
             object.__setattr__(self, "extra_corpora", tuple(self.extra_corpora))
-        _require(self.algorithm in ("byte_bpe", "char"), f"algorithm must be 'byte_bpe' or 'char', got {self.algorithm!r}")
+        _require(self.algorithm in ("byte_bpe", "char"),
+                 f"algorithm must be 'byte_bpe' or 'char', got {self.algorithm!r}")
         minimum = 257 if self.algorithm == "byte_bpe" else 3
         _require(isinstance(self.vocab_size, int) and self.vocab_size >= minimum,
                  f"vocab_size={self.vocab_size!r} is below the {minimum} entries of a {self.algorithm} vocabulary")
@@ -218,6 +222,8 @@ class AuditConfig:
     """Validation lines shorter than this (stripped) are ignored by the overlap audit."""
     max_overlap: float = 0.3
     """Largest share of validation lines also found in training text."""
+    val_better_margin: float = 0.02
+    """Bits per byte by which validation must beat training at every evaluation to be flagged."""
     min_perplexity: float = 1.1
     """Validation perplexity per token below this is implausible for natural text."""
     max_collapse_rate: float = 0.5
@@ -227,6 +233,7 @@ class AuditConfig:
         _require(self.causal_tolerance >= 0, f"causal_tolerance must be >= 0, got {self.causal_tolerance!r}")
         _positive(self, "overlap_min_chars")
         _fraction(self, "max_overlap")
+        _require(self.val_better_margin >= 0, f"val_better_margin must be >= 0, got {self.val_better_margin!r}")
         _require(self.min_perplexity >= 1, f"min_perplexity must be >= 1, got {self.min_perplexity!r}")
         _fraction(self, "max_collapse_rate")
 
@@ -266,6 +273,16 @@ class LMRun:
     def to_flat_dict(self) -> dict[str, Any]:
         """``section.field`` -> value of every field, for MLflow params and checkpoints."""
         return {f"{name}.{k}": v for name in SECTIONS for k, v in dataclasses.asdict(getattr(self, name)).items()}
+
+    @staticmethod
+    def complete(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``sections`` with every field of every section, missing ones at their defaults (tuples as
+        lists, ``train.seed`` left out): what a job records as a trial's resolved configuration."""
+        defaults = LMRun().to_sections()
+        defaults["train"].pop("seed")
+        listed = {name: {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+                  for name, fields in defaults.items()}
+        return {name: {**fields, **sections.get(name, {})} for name, fields in listed.items()}
 
     def to_sections(self) -> dict[str, dict[str, Any]]:
         """``{section: {field: value}}``, the inverse of ``from_sections``."""

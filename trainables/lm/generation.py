@@ -107,7 +107,8 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def generation_health(model: nn.Module, tokenizer: Tokenizer, prompts: Sequence[str], config: GenerationConfig,
-                      context_length: int, seed: int, device: str = "cpu") -> tuple[list[dict[str, Any]], dict[str, float]]:
+                      context_length: int, seed: int, device: str = "cpu"
+                      ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Complete each prompt greedily and sampled; returns (one row per completion, ``gen/*`` metrics).
 
     Sampling draws from a generator seeded with ``seed``. Rows: prompt, mode, completion, tokens,

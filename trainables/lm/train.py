@@ -69,10 +69,10 @@ def _batch(ids: torch.Tensor, run: LMRun, generator: torch.Generator) -> tuple[t
 
 
 def _diagnose(model: CausalLM, data: Prepared, run: LMRun) -> dict[str, float]:
-    length = run.model.context_length
-    rows = max(1, min(4, (data.val_ids.numel() - 1) // length))
-    x = data.val_ids[: rows * length].view(rows, length).to(run.train.device) if data.val_ids.numel() > length \
-        else data.val_ids[:-1].unsqueeze(0).to(run.train.device)
+    """Weight and hidden-state effective ranks and gate health on up to 4 validation windows."""
+    length, ids = run.model.context_length, data.val_ids
+    rows = min(4, (ids.numel() - 1) // length)
+    x = (ids[: rows * length].view(rows, length) if rows else ids[:-1].unsqueeze(0)).to(run.train.device)
     layers = {f"block{i}": block for i, block in enumerate(model.blocks)}
     return {**diagnostics.weight_ranks(model), **diagnostics.hidden_state_ranks(model, layers, lambda: model(x)),
             **diagnostics.gate_health(model, lambda: model(x))}
@@ -167,7 +167,8 @@ def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last:
     train_bpb = [h["train_eval/bits_per_byte"] for h in history]
     measured = {"causal_leak": audits.causal_leak(model, data.tokenizer.get_vocab_size(), run.model.context_length,
                                                   run.train.seed),
-                "split_overlap": data.overlap, "val_better": float(audits.val_always_better(train_bpb, val)),
+                "split_overlap": data.overlap,
+                "val_better": float(audits.val_always_better(train_bpb, val, run.audit.val_better_margin)),
                 "val_perplexity": last["val/perplexity"], "val_bits_per_byte": last["val/bits_per_byte"],
                 "unigram_bits_per_byte": data.unigram_bits_per_byte,
                 "collapse_rate_sampled": gen_metrics["gen/collapse_rate_sampled"]}
