@@ -33,7 +33,19 @@ SWEEP_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--
   $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) $(call opt,--experiment,$(EXPERIMENT)) \
   $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
 
-.PHONY: venv sweep-addition sweep-addition-smoke evaluate mlflow-ui test test-slow clean
+# Language-model jobs (docs/lm.md): make sweep-vocab CONFIGS=4 SEEDS=3 STEPS=400 CORPUS=stdlib MAX_BYTES=2000000
+CORPUS ?=
+MAX_BYTES ?=
+VOCAB_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
+  $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--corpus,$(CORPUS)) \
+  $(call opt,--max-bytes,$(MAX_BYTES)) $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
+  $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) \
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+CROSS_ARGS = $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) $(call opt,--max-bytes,$(MAX_BYTES)) \
+  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--name,$(NAME)) \
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+
+.PHONY: venv sweep-addition sweep-addition-smoke sweep-vocab crosslingual evaluate mlflow-ui test test-slow clean
 
 venv: $(STAMP)
 
@@ -51,6 +63,12 @@ sweep-addition-smoke: SPACE = smoke
 sweep-addition-smoke: CONFIGS := $(or $(CONFIGS),2)
 sweep-addition-smoke: $(STAMP)
 	$(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
+
+sweep-vocab: $(STAMP)
+	$(PY) -m tune_jobs.sweep_vocab $(VOCAB_ARGS)
+
+crosslingual: $(STAMP)
+	$(PY) -m tune_jobs.crosslingual $(CROSS_ARGS)
 
 evaluate: $(STAMP)
 	$(PY) -m trainables.addition evaluate --checkpoint $(CKPT) --protocol $(PROTOCOL)
