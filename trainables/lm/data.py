@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from trainables.lm.audits import split_overlap
 from trainables.lm.config import ConfigError, LMRun
 from trainables.lm.corpus import CorpusSplit, split_corpus
-from trainables.lm.evaluate import text_prefix, text_sample, unigram_score
+from trainables.lm.evaluate import text_sample, unigram_score
 from trainables.lm.model import CausalLM
 from trainables.lm.tokenizer import EOT, build_tokenizer, encode, token_stats
 
@@ -37,11 +37,11 @@ class Prepared:
     train_ids: torch.Tensor
     """Token ids of the whole training split, (N,) long."""
     val_ids: torch.Tensor
-    """``<|endoftext|>`` + ids of the scored validation text (its first ``eval_bytes``)."""
+    """``<|endoftext|>`` + ids of the scored validation text (``eval_bytes`` in ``eval_pieces`` spread chunks)."""
     val_text: str
     """The scored validation text."""
     train_eval_ids: torch.Tensor
-    """``<|endoftext|>`` + ids of ``eval_bytes`` of training text in 8 spread chunks (generalization gap)."""
+    """``<|endoftext|>`` + ids of training text sampled the same way (for the generalization gap)."""
     train_eval_bytes: int
     """UTF-8 bytes of that training text."""
     overlap: float
@@ -90,8 +90,8 @@ def prepare(run: LMRun, cache: Path | None = None) -> Prepared:
     if train_ids.numel() < run.model.context_length + 2:
         raise ConfigError(f"training split has {train_ids.numel()} tokens, fewer than a window of "
                           f"context_length={run.model.context_length} + 1")
-    val_text = text_prefix(split.val, run.train.eval_bytes)
-    train_text = text_sample(split.train, run.train.eval_bytes)
+    val_text = text_sample(split.val, run.train.eval_bytes, run.train.eval_pieces)
+    train_text = text_sample(split.train, run.train.eval_bytes, run.train.eval_pieces)
     val_ids = [eot] + encode(tokenizer, val_text)
     if len(val_ids) < 2:
         raise ConfigError(f"validation text of corpus {run.data.corpus!r} is empty within eval_bytes")

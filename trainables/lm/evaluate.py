@@ -45,9 +45,9 @@ def text_prefix(text: str, max_bytes: int) -> str:
     return prefix[: cut + 1] if cut >= 0 else prefix
 
 
-def text_sample(text: str, max_bytes: int, pieces: int = 8) -> str:
-    """About ``max_bytes`` of ``text`` as ``pieces`` line-aligned chunks spread evenly over it
-    (the whole text when it fits): a sample of a training split that is not just its first document."""
+def text_sample(text: str, max_bytes: int, pieces: int = 64) -> str:
+    """At most ``max_bytes`` of ``text`` as ``pieces`` line-aligned chunks spread evenly over it (the
+    whole text when it fits): a sample of a split that is not just its first few documents."""
     if len(text.encode("utf-8")) <= max_bytes:
         return text
     chunks = []

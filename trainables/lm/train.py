@@ -5,9 +5,9 @@ Order of a run: split the corpus (its own seed); build or load the tokenizer of 
 windows of the training tokens (a generator seeded with ``seed + 1``), an evaluation after every
 ``eval_interval``-th 0-based step and after the last; finally generation health and audits.
 
-At an evaluation the model scores the first ``eval_bytes`` of the validation text and the same
-amount of training text the same way (``trainables.lm.evaluate``); their difference in bits per
-byte is the generalization gap. Diagnostics (``trainables.diagnostics``) are timed, and their
+At an evaluation the model scores ``eval_bytes`` of validation text and as much training text,
+each sampled as ``eval_pieces`` line-aligned chunks spread over its split
+(``trainables.lm.evaluate``); their difference in bits per byte is the generalization gap. Diagnostics (``trainables.diagnostics``) are timed, and their
 share of the run's wall time is reported as ``perf/diagnostics_share``.
 """
 
