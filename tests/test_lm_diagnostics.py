@@ -76,9 +76,12 @@ def test_gate_health_and_ranks_of_the_lm(gate, names):
 
 
 def test_jump_step():
-    steps = [0, 100, 200, 300, 400]
-    assert diagnostics.jump_step(steps, [0.0, 0.01, 0.02, 0.95, 1.0]) == 300
-    assert diagnostics.jump_step(steps, [0.0, 0.25, 0.5, 0.75, 1.0]) is None  # steady: no jump
-    assert diagnostics.jump_step(steps, [3.0, 2.9, 1.0, 0.9, 0.9], higher_is_better=False) == 200
-    assert diagnostics.jump_step([0], [1.0]) is None
-    assert diagnostics.jump_step(steps, [1.0] * 5) is None
+    steps = [0, 100, 200, 300, 400, 500]
+    assert diagnostics.jump_step(steps, [0.0, 0.0, 0.01, 0.02, 0.95, 1.0]) == 400  # grokking in exact match
+    assert diagnostics.jump_step(steps, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]) is None  # steady: no jump
+    # an ordinary LM curve (bits per byte of a sweep trial): the fall from initialization is not a jump
+    assert diagnostics.jump_step(steps[:5], [3.155, 1.973, 1.822, 1.744, 1.705], higher_is_better=False) is None
+    # a plateau then a drop in a loss
+    assert diagnostics.jump_step(steps, [5.0, 3.0, 2.95, 2.9, 1.0, 0.95], higher_is_better=False) == 400
+    assert diagnostics.jump_step(steps[:3], [0.0, 0.0, 1.0]) is None  # no plateau observed yet
+    assert diagnostics.jump_step(steps, [1.0] * 6) is None

@@ -14,8 +14,9 @@ evaluation. What each number means:
   *saturated* outputs (sigmoid > 1 - ``dead``; |tanh| > 1 - ``dead``: no gradient flows), and the
   mean |input|. A gated memory whose tanh inputs sit around 0.017 reads as mostly dead here while
   the loss looks healthy.
-- **jump step** (grokking onset): the evaluation step after which a validation metric moved most,
-  when that single move is at least ``min_share`` of the metric's whole range over the run.
+- **jump step** (grokking onset): the first evaluation at which a validation metric improved by at
+  least half its range in one interval, after a plateau of improvements a third that size or less
+  (the fall from initialization does not count); ``jump_step`` states the rule exactly.
 """
 
 from __future__ import annotations
@@ -157,25 +158,31 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def jump_step(steps: Sequence[int], values: Sequence[float], higher_is_better: bool = True,
-              min_share: float = 0.5) -> Optional[int]:
-    """Evaluation step at which a validation metric jumped (grokking onset), or None.
+              min_share: float = 0.5, ratio: float = 3.0) -> Optional[int]:
+    """Evaluation step at which a validation metric jumped after a plateau (grokking onset), or None.
 
-    The jump is the largest improvement between consecutive evaluations; it counts when it is at
-    least ``min_share`` of the range (max - min) of the metric over the run. The step returned is
-    the later of the two evaluations.
+    Evaluation 0 is the initial one; the fall from initialization is never a jump (every learning
+    curve has it). Evaluation i >= 3 is the jump when its improvement over evaluation i - 1 is at
+    least ``min_share`` of the metric's range over evaluations 1..n and more than ``ratio`` times
+    every improvement between evaluations 1..i-1 (the plateau before it). The first such i counts.
 
     Args:
-        steps: evaluation steps, increasing.
+        steps: evaluation steps, increasing, the first being the initial evaluation.
         values: the metric at those steps (NaNs are skipped).
         higher_is_better: False for losses and bits per byte.
         min_share: in (0, 1].
+        ratio: how much larger than the plateau's improvements the jump must be.
     """
     pairs = [(s, v if higher_is_better else -v) for s, v in zip(steps, values) if v is not None and not math.isnan(v)]
-    if len(pairs) < 2:
+    if len(pairs) < 4:
         return None
-    span = max(v for _, v in pairs) - min(v for _, v in pairs)
+    later = [v for _, v in pairs[1:]]
+    span = max(later) - min(later)
     if span <= 0:
         return None
-    gains = [(pairs[i][1] - pairs[i - 1][1], pairs[i][0]) for i in range(1, len(pairs))]
-    gain, step = max(gains)
-    return int(step) if gain >= min_share * span else None
+    gains = [pairs[i][1] - pairs[i - 1][1] for i in range(len(pairs))]  # gains[0] is unused
+    for i in range(3, len(pairs)):
+        plateau = max(gains[2:i])
+        if gains[i] >= min_share * span and gains[i] > ratio * max(plateau, 0.0):
+            return int(pairs[i][0])
+    return None
