@@ -36,7 +36,20 @@ SWEEP_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--
   $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) $(call opt,--experiment,$(EXPERIMENT)) \
   $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
 
-.PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command evaluate mlflow-ui test test-slow clean
+# Language-model jobs (docs/lm.md): make sweep-vocab CONFIGS=4 SEEDS=3 STEPS=400 CORPUS=stdlib MAX_BYTES=2000000
+CORPUS ?=
+MAX_BYTES ?=
+VOCAB_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
+  $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--corpus,$(CORPUS)) \
+  $(call opt,--max-bytes,$(MAX_BYTES)) $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
+  $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) \
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+CROSS_ARGS = $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) $(call opt,--max-bytes,$(MAX_BYTES)) \
+  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--name,$(NAME)) \
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+
+.PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab crosslingual evaluate \
+  mlflow-ui test test-slow clean
 
 venv: $(STAMP)
 
@@ -72,6 +85,11 @@ sweep-command: $(STAMP)
 	$(PY) -m tune_jobs.sweep_command --job $(JOB) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
 	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--search-seed,$(SEARCH_SEED)) \
 	  $(call opt,--name,$(NAME)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+sweep-vocab: $(STAMP)
+	$(PY) -m tune_jobs.sweep_vocab $(VOCAB_ARGS)
+
+crosslingual: $(STAMP)
+	$(PY) -m tune_jobs.crosslingual $(CROSS_ARGS)
 
 evaluate: $(STAMP)
 	$(PY) -m trainables.addition evaluate --checkpoint $(CKPT) --protocol $(PROTOCOL)

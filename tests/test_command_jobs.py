@@ -46,8 +46,8 @@ def test_command_sweep_keeps_going_when_a_command_fails(ray_module, tmp_path):
     job = tmp_path / "job.toml"
     job.write_text(f'''name = "fake"
 workdir = "{FAKE_REPO}"
-command = "{{python}} -m src.train --run-dir {{out_dir}} --seed {{seed}} --d-model 4 --d-ff 8 --lr {{lr}}
-  --train-steps 21 --warmup-steps 5 --eval-interval 10 --val-size 32 --test-size 32 --batch-size 16 --crash-if-seed 1"
+command = """{{python}} -m src.train --run-dir {{out_dir}} --seed {{seed}} --d-model 4 --d-ff 8 --lr {{lr}}
+  --train-steps 21 --warmup-steps 5 --eval-interval 10 --val-size 32 --test-size 32 --batch-size 16 --crash-if-seed 1"""
 timeout_s = 120
 [metrics]
 file = "{{out_dir}}/metrics.csv"

@@ -19,7 +19,10 @@ from tune_jobs.search import OBJECTIVE, config_id, seed_of
 
 logger = logging.getLogger(__name__)
 
-METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "protocol/")
+METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "protocol/", "train_eval/", "diag/", "gen/", "tok/", "data/",
+                   "audit/", "model/")
+TAG_PREFIXES = ("env/", "data/")
+"""String values under these prefixes become tags (``env/`` stripped; ``data/`` checksums kept whole)."""
 METRIC_KEYS = ("lr", "success", OBJECTIVE)
 
 
@@ -70,7 +73,8 @@ class MlflowTrialRuns(tune.Callback):
             metrics = {k: v for k, v in result.items() if k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS}
             self.tracker.log_metrics(run_id, metrics, step=int(result["step"]))
             if run_id not in self._tagged:
-                self.tracker.set_tags(run_id, {k[len("env/"):]: v for k, v in result.items() if k.startswith("env/")})
+                self.tracker.set_tags(run_id, {k.removeprefix("env/"): v for k, v in result.items()
+                                               if k.startswith(TAG_PREFIXES) and isinstance(v, str)})
                 self._tagged.add(run_id)
         self._safely("metric logging", log)
 

@@ -27,7 +27,7 @@ from mlflow_utils import TrackingError, sweep_run
 from trainables.command import CommandSpecError
 from tune_jobs.claims import Claim, ClaimError, ClaimVerdict, claim_verdict, list_claims, load_claim
 from tune_jobs.search import seed_of
-from tune_jobs.settings import RunSettings
+from tune_jobs.settings import RunSettings, fit
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
@@ -120,18 +120,8 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
 def _fit(args: ReproduceArgs, configs: list[dict], name: str, tracker: Any) -> tuple["ResultGrid", Any]:
     from ray import tune
 
-    from tune_jobs.mlflow_callback import MlflowTrialRuns
-
-    limit = args.start_ray()
-    callback = MlflowTrialRuns(tracker, config_of=run_config)
-    tuner = tune.Tuner(
-        tune.with_resources(reproduction_trial, args.resources()),
-        param_space={"run": tune.grid_search(configs)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_dirname_creator=lambda t: t.trial_id),
-        run_config=tune.RunConfig(name=name, storage_path=str(Path(args.storage_path).resolve()),
-                                  callbacks=[callback], verbose=1),
-    )
-    return tuner.fit(), callback
+    return fit(args, reproduction_trial, {"run": tune.grid_search(configs)}, name=name, tracker=tracker,
+               config_of=run_config)
 
 
 def run_config(config: dict[str, Any]) -> dict[str, Any]:

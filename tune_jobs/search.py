@@ -81,18 +81,24 @@ class SeedReplicates(Repeater):
     """``Repeater`` that counts a crashed replicate as a failed seed instead of ignoring it.
 
     Ray's Repeater averages with ``nanmean``, so a seed that crashed would vanish from the success
-    rate; here it scores 0, and Optuna receives the configuration's mean as a completed trial.
+    rate; here it scores ``failure_score`` (0, no success, by default), and Optuna receives the
+    configuration's mean as a completed trial.
     """
+
+    def __init__(self, searcher: Any, repeat: int = 1, set_index: bool = True, failure_score: float = 0.0) -> None:
+        super().__init__(searcher, repeat=repeat, set_index=set_index)
+        self.failure_score = failure_score
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any) -> None:
         if error or not result or result.get(self.searcher.metric) is None:
-            result = {self.searcher.metric: 0.0}
+            result = {self.searcher.metric: self.failure_score}
         super().on_trial_complete(trial_id, result=result, **kwargs)
 
 
-def make_searcher(space: SearchSpace, search_seed: int) -> SeedReplicates:
-    """Optuna TPE (sampler seeded with ``search_seed``) behind seed replicates of ``space``."""
+def make_searcher(space: SearchSpace, search_seed: int, failure_score: float = 0.0) -> SeedReplicates:
+    """Optuna TPE (sampler seeded with ``search_seed``) behind seed replicates of ``space``; a crashed
+    replicate scores ``failure_score`` (pick one below any real objective)."""
     sampler = optuna.samplers.TPESampler(seed=search_seed)
     optuna_search = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=sampler,
                                  points_to_evaluate=_flat_points(space) or None)
-    return SeedReplicates(optuna_search, repeat=len(space.seeds), set_index=True)
+    return SeedReplicates(optuna_search, repeat=len(space.seeds), set_index=True, failure_score=failure_score)

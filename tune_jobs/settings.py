@@ -1,11 +1,17 @@
-"""Settings every Tune job shares (resources, tracking, storage, cluster) and starting Ray with them."""
+"""Settings every Tune job shares (resources, tracking, storage, cluster), starting Ray, and the Tune fit."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
+
+    from mlflow_utils import SweepTracker
+    from tune_jobs.mlflow_callback import MlflowTrialRuns
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +59,25 @@ class RunSettings:
         if self.gpus_per_trial > 0:
             return max(1, int(ray.cluster_resources().get("GPU", 0) // self.gpus_per_trial))
         return max(1, int(ray.cluster_resources().get("CPU", 1) // self.threads))
+
+
+def fit(settings: RunSettings, trainable: Callable[[dict], None], param_space: dict[str, Any], *, name: str,
+        tracker: "SweepTracker", config_of: Callable[[dict], dict] | None = None,
+        **tune_config: Any) -> tuple["ResultGrid", "MlflowTrialRuns"]:
+    """Run ``trainable`` under Tune with ``settings``' resources and storage, each trial mirrored into
+    MLflow under ``tracker``'s parent run. ``tune_config`` goes to ``tune.TuneConfig`` (search_alg,
+    num_samples, metric, mode, ...)."""
+    from ray import tune
+
+    from tune_jobs.mlflow_callback import MlflowTrialRuns
+
+    concurrent = settings.start_ray()
+    callback = MlflowTrialRuns(tracker, config_of) if config_of else MlflowTrialRuns(tracker)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, settings.resources()), param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True,
+                                    trial_dirname_creator=lambda trial: trial.trial_id, **tune_config),
+        run_config=tune.RunConfig(name=name, storage_path=str(Path(settings.storage_path).resolve()),
+                                  callbacks=[callback], verbose=1),
+    )
+    return tuner.fit(), callback

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow_utils import sweep_run
 from search_spaces import SearchSpace
 from tune_jobs.search import OBJECTIVE, config_id, make_searcher, param_space, seed_of
-from tune_jobs.settings import RunSettings
+from tune_jobs.settings import RunSettings, fit
 from tune_jobs.verdict import MIN_SEEDS, SUCCESS_THRESHOLD, grokking_step, summary_line, verdict_table
 
 if TYPE_CHECKING:
@@ -108,23 +108,9 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trainable: Callable[[
 
 def _fit(settings: SweepSettings, space: SearchSpace, name: str, tracker: "SweepTracker",
          trainable: Callable[[dict], None], constants: dict[str, Any]) -> tuple["ResultGrid", "MlflowTrialRuns"]:
-    from ray import tune
-
-    from tune_jobs.mlflow_callback import MlflowTrialRuns
-
-    concurrent = settings.start_ray()
-    callback = MlflowTrialRuns(tracker)
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, settings.resources()),
-        param_space=param_space(space, success_threshold=settings.success_threshold, **constants),
-        tune_config=tune.TuneConfig(search_alg=make_searcher(space, settings.search_seed), metric=OBJECTIVE,
-                                    mode="max", num_samples=settings.num_configs * len(space.seeds),
-                                    max_concurrent_trials=concurrent, reuse_actors=True,
-                                    trial_dirname_creator=lambda trial: trial.trial_id),
-        run_config=tune.RunConfig(name=name, storage_path=str(Path(settings.storage_path).resolve()),
-                                  callbacks=[callback], verbose=1),
-    )
-    return tuner.fit(), callback
+    return fit(settings, trainable, param_space(space, success_threshold=settings.success_threshold, **constants),
+               name=name, tracker=tracker, search_alg=make_searcher(space, settings.search_seed), metric=OBJECTIVE,
+               mode="max", num_samples=settings.num_configs * len(space.seeds))
 
 
 def _log_verdicts(tracker: "SweepTracker", table: pd.DataFrame, trials: pd.DataFrame, run_ids: dict[str, str]) -> None:

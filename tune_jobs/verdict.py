@@ -15,7 +15,7 @@ A crashed seed has not finished: it is counted under ``errored`` and never as a 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import pandas as pd
 from scipy.stats import binomtest
@@ -76,6 +76,23 @@ def _format_steps(steps: Iterable[Optional[float]]) -> str:
     return ",".join("-" if s is None or (isinstance(s, float) and math.isnan(s)) else str(int(s)) for s in steps)
 
 
+def config_groups(trials: pd.DataFrame, required: Sequence[str]
+                  ) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame, dict[str, Any]]]:
+    """Per configuration of a trial table: (config id, its trials by seed, the finished ones, the
+    configuration's other columns' values).
+
+    Raises:
+        KeyError: a ``required`` column is missing.
+    """
+    missing = [c for c in required if c not in trials.columns]
+    if missing:
+        raise KeyError(f"trial table lacks column(s): {', '.join(missing)}")
+    extra = [c for c in trials.columns if c not in required and c not in ("error", "trial_id")]
+    for config_id, group in trials.groupby("config_id", sort=False):
+        group = group.sort_values("seed")
+        yield config_id, group, group[group["finished"].astype(bool)], {c: group[c].iloc[0] for c in extra}
+
+
 def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, min_seeds: int = MIN_SEEDS
                   ) -> pd.DataFrame:
     """One verdict row per configuration.
@@ -94,14 +111,8 @@ def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, mi
     Raises:
         KeyError: a required column is missing.
     """
-    missing = [c for c in TRIAL_COLUMNS if c not in trials.columns]
-    if missing:
-        raise KeyError(f"trial table lacks column(s): {', '.join(missing)}")
-    extra = [c for c in trials.columns if c not in TRIAL_COLUMNS and c not in ("error", "trial_id")]
     rows = []
-    for config_id, group in trials.groupby("config_id", sort=False):
-        group = group.sort_values("seed")
-        done = group[group["finished"].astype(bool)]
+    for config_id, group, done, fields in config_groups(trials, TRIAL_COLUMNS):
         successes = int((done["best_exact_match"] >= threshold).sum())
         low, high = wilson_interval(successes, len(done))
         best = done["best_exact_match"].astype(float)
@@ -119,8 +130,8 @@ def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, mi
             "max_best_exact_match": float(best.max()) if len(done) else math.nan,
             "grokking_steps": _format_steps(done["grokking_step"]),
             "seeds": ",".join(str(int(s)) for s in done["seed"]),
+            **fields,
         }
-        row.update({c: group[c].iloc[0] for c in extra})
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:

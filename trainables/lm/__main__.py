@@ -1,0 +1,58 @@
+"""Command line of the language-model trainable, without Ray or MLflow.
+
+    python -m trainables.lm --data.corpus en --tokenizer.vocab-size 1024 --train.train-steps 300 --out-dir runs/en
+
+Prints the metrics of every evaluation as one JSON line (strings and numbers), then the audit
+flags and the completions of the generation check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import tyro
+
+from trainables.lm.config import AuditConfig, ConfigError, DataConfig, GenerationConfig, LMRun, ModelConfig, \
+    TokenizerConfig, TrainConfig
+from trainables.lm.train import train
+
+
+@dataclass(frozen=True)
+class Args:
+    """Train one small language model and print what it measured."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    out_dir: Optional[Path] = None
+    """Folder for model.pt, tokenizer.json, completions.json and run.json (none written if omitted)."""
+
+
+def _printable(metrics: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = tyro.cli(Args, args=argv)
+    run = LMRun(args.model, args.train, args.data, args.tokenizer, args.generation, args.audit)
+    try:
+        result = train(run, args.out_dir, lambda metrics, _folder: print(json.dumps(_printable(metrics)), flush=True))
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("audit flags:", json.dumps(result.flags, indent=1) if result.flags else "none")
+    for row in result.completions:
+        print(f"[{row['mode']}{' COLLAPSED' if row['collapsed'] else ''}] {row['prompt']!r} -> {row['completion']!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Training loop of the language-model trainable: a plain function, no Ray, no MLflow.
+
+Order of a run: split the corpus (its own seed); build or load the tokenizer of the training text
+(plus ``tokenizer.extra_corpora``); encode; build the model (seed); then AdamW steps on random
+windows of the training tokens (a generator seeded with ``seed + 1``), an evaluation after every
+``eval_interval``-th 0-based step and after the last; finally generation health and audits.
+
+At an evaluation the model scores ``eval_bytes`` of validation text and as much training text,
+each sampled as ``eval_pieces`` line-aligned chunks spread over its split
+(``trainables.lm.evaluate``); their difference in bits per byte is the generalization gap. Diagnostics (``trainables.diagnostics``) are timed, and their
+share of the run's wall time is reported as ``perf/diagnostics_share``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from trainables import diagnostics
+from trainables.lm import audits
+from trainables.lm.data import Prepared, prepare
+from trainables.lm.config import LMRun
+from trainables.lm.evaluate import score_ids
+from trainables.lm.generation import derive_prompts, generation_health
+from trainables.lm.model import CausalLM, build_model
+from trainables.provenance import provenance
+
+Reporter = Callable[[dict[str, Any], Optional[Path]], None]
+"""Called at every evaluation with flat metrics and, on the last one, the output folder."""
+
+
+@dataclass
+class LMResult:
+    """Summary of one run."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Every reported dict, in order (the last holds generation, audits and ``audit_reasons``)."""
+    completions: list[dict[str, Any]] = field(default_factory=list)
+    """One row per completion of the generation check."""
+    flags: dict[str, str] = field(default_factory=dict)
+    """Audit flag -> reason."""
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1]
+
+
+def _optimizer(model: CausalLM, run: LMRun) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": run.train.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=run.train.lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def _batch(ids: torch.Tensor, run: LMRun, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    length = run.model.context_length
+    starts = torch.randint(0, ids.numel() - length - 1, (run.train.batch_size,), generator=generator)
+    index = starts.unsqueeze(1) + torch.arange(length + 1)
+    windows = ids[index]
+    return windows[:, :-1].to(run.train.device), windows[:, 1:].to(run.train.device)
+
+
+def _diagnose(model: CausalLM, data: Prepared, run: LMRun) -> dict[str, float]:
+    """Weight and hidden-state effective ranks and gate health on up to 4 validation windows."""
+    length, ids = run.model.context_length, data.val_ids
+    rows = min(4, (ids.numel() - 1) // length)
+    x = (ids[: rows * length].view(rows, length) if rows else ids[:-1].unsqueeze(0)).to(run.train.device)
+    layers = {f"block{i}": block for i, block in enumerate(model.blocks)}
+    return {**diagnostics.weight_ranks(model), **diagnostics.hidden_state_ranks(model, layers, lambda: model(x)),
+            **diagnostics.gate_health(model, lambda: model(x))}
+
+
+def _evaluate(model: CausalLM, data: Prepared, run: LMRun) -> dict[str, float]:
+    val = score_ids(model, data.val_ids.tolist(), run.model.context_length, data.val_bytes, device=run.train.device)
+    train = score_ids(model, data.train_eval_ids.tolist(), run.model.context_length, data.train_eval_bytes,
+                      device=run.train.device)
+    return {**val.metrics("val"), **train.metrics("train_eval"),
+            "diag/generalization_gap": val.bits_per_byte - train.bits_per_byte}
+
+
+def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None = None,
+          data: Prepared | None = None) -> LMResult:
+    """Train one language model, evaluating as it goes; see the module doc for the order of work.
+
+    Args:
+        run: every setting (``trainables.lm.config``).
+        out_dir: folder for model.pt, tokenizer.json, completions.json, run.json; None writes nothing.
+        report: called after each evaluation with ``step``, ``lr``, ``train/loss`` (mean batch loss
+            since the previous evaluation), ``val/{loss,perplexity,bits_per_byte}``,
+            ``train_eval/*`` (the same on training text), ``diag/*``, ``perf/*``; the first and last
+            add ``data/*`` and ``tok/*``; the last adds ``gen/*``, ``audit/*``, ``audit_reasons``.
+        data: the prepared corpus and tokenizer (``prepare(run)``), to share between runs.
+
+    Raises:
+        ConfigError, FileNotFoundError: from ``prepare``.
+    """
+    cfg = run.train
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    data = data or prepare(run)
+    model = build_model(run.model, data.tokenizer.get_vocab_size(), cfg.seed, cfg.device)
+    optimizer = _optimizer(model, run)
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    constants = {**data.record(model), "data/split_overlap": data.overlap}
+    result, diag_seconds, loss_sum, loss_count, tick = LMResult(), 0.0, 0.0, 0, time.perf_counter()
+    for step in range(cfg.train_steps):
+        loss_sum += _train_step(model, optimizer, data, run, generator, step)
+        loss_count += 1
+        final = step == cfg.train_steps - 1
+        if step % cfg.eval_interval and not final:
+            continue
+        now = time.perf_counter()
+        metrics: dict[str, Any] = {"step": step, "lr": cfg.lr_at(step), "train/loss": loss_sum / loss_count,
+                                   "perf/steps_per_second": loss_count / max(now - tick, 1e-9),
+                                   **_evaluate(model, data, run)}
+        if cfg.diagnostics:
+            diag_start = time.perf_counter()
+            metrics.update(_diagnose(model, data, run))
+            diag_seconds += time.perf_counter() - diag_start
+        metrics["perf/diagnostics_seconds"] = diag_seconds
+        metrics["perf/diagnostics_share"] = diag_seconds / max(time.perf_counter() - started, 1e-9)
+        if step == 0 or final:
+            metrics.update(constants)
+        if final:
+            metrics.update(_finish(model, data, run, result, metrics))
+        result.history.append(metrics)
+        if final and out_dir is not None:
+            _save(Path(out_dir), model, data, run, result)
+        if report is not None:
+            report(metrics, Path(out_dir) if final and out_dir is not None else None)
+        loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
+    return result
+
+
+def _train_step(model: CausalLM, optimizer: torch.optim.Optimizer, data: Prepared, run: LMRun,
+                generator: torch.Generator, step: int) -> float:
+    x, y = _batch(data.train_ids, run, generator)
+    for group in optimizer.param_groups:
+        group["lr"] = run.train.lr_at(step)
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    loss.backward()
+    if run.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), run.train.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last: dict[str, Any]) -> dict[str, Any]:
+    """Generation health, jump step and audits after the last evaluation ``last`` (also fills ``result``)."""
+    gen = run.generation
+    prompts = list(gen.prompts) or derive_prompts(data.split.val, gen.num_prompts, gen.prompt_chars)
+    result.completions, gen_metrics = generation_health(model, data.tokenizer, prompts, gen, run.model.context_length,
+                                                        run.train.seed, run.train.device)
+    history = result.history + [last]
+    steps = [h["step"] for h in history]
+    val = [h["val/bits_per_byte"] for h in history]
+    train_bpb = [h["train_eval/bits_per_byte"] for h in history]
+    measured = {"causal_leak": audits.causal_leak(model, data.tokenizer.get_vocab_size(), run.model.context_length,
+                                                  run.train.seed),
+                "split_overlap": data.overlap,
+                "val_better": float(audits.val_always_better(train_bpb, val, run.audit.val_better_margin)),
+                "val_perplexity": last["val/perplexity"], "val_bits_per_byte": last["val/bits_per_byte"],
+                "unigram_bits_per_byte": data.unigram_bits_per_byte,
+                "collapse_rate_sampled": gen_metrics["gen/collapse_rate_sampled"]}
+    result.flags = audits.audit_flags(measured, run.audit)
+    jump = diagnostics.jump_step(steps, val, higher_is_better=False)
+    return {**gen_metrics, "diag/jump_step": math.nan if jump is None else float(jump),
+            "val/unigram_bits_per_byte": data.unigram_bits_per_byte,
+            "val/best_bits_per_byte": min(val), "audit/causal_leak_max_change": measured["causal_leak"],
+            **{f"audit/{name}": float(name in result.flags) for name in audits.FLAGS},
+            "audit/flags": float(len(result.flags)), "audit_reasons": "; ".join(
+                f"{k}: {v}" for k, v in result.flags.items())}
+
+
+def _save(out: Path, model: CausalLM, data: Prepared, run: LMRun, result: LMResult) -> None:
+    """model.pt (state, sections, vocab size, provenance), tokenizer.json, completions.json, run.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"run": run.to_sections(), "vocab_size": data.tokenizer.get_vocab_size(),
+            "provenance": provenance(run.train.device, run.train.threads),
+            "data": {k: v for k, v in data.split.record().items()}, "flags": result.flags}
+    torch.save({"model_state": model.state_dict(), **meta}, out / "model.pt")
+    shutil.copyfile(data.tokenizer_path, out / "tokenizer.json")
+    (out / "completions.json").write_text(json.dumps(result.completions, indent=1, ensure_ascii=False))
+    (out / "run.json").write_text(json.dumps(meta, indent=1, default=str))
