@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from mlflow.tracking import MlflowClient
 
+from tests.mlflow_helpers import job_runs
 from search_spaces import Choice, IntRange, SearchSpace
 from search_spaces.lm import SMOKE
 from tune_jobs.sweep_vocab import VocabSweepArgs, run_sweep
@@ -34,11 +34,7 @@ def sweep(tmp_path_factory):
         table = run_sweep(args, SPACE)
     finally:
         ray.shutdown()
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("test")
-    runs = client.search_runs([experiment.experiment_id], max_results=100)
-    parent = next(r for r in runs if r.data.tags.get("role") == "sweep")
-    children = [r for r in runs if r.data.tags.get("role") == "trial"]
+    client, parent, children = job_runs(uri, "test")
     return table, client, parent, children
 
 

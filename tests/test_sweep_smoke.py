@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
+from tests.mlflow_helpers import job_runs
 from search_spaces import Choice, SearchSpace
 from tune_jobs.sweep_addition import SweepArgs, run_addition_sweep
 from tune_jobs.verdict import INCONCLUSIVE
@@ -33,11 +33,7 @@ def sweep(tmp_path_factory):
         table = run_addition_sweep(args, SPACE)
     finally:
         ray.shutdown()
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("test")
-    runs = client.search_runs([experiment.experiment_id], max_results=100)
-    parent = next(r for r in runs if r.data.tags.get("role") == "sweep")
-    children = [r for r in runs if r.data.tags.get("role") == "trial"]
+    client, parent, children = job_runs(uri, "test")
     return table, client, parent, children
 
 

@@ -11,27 +11,20 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import tyro
 
-from trainables.lm.config import AuditConfig, ConfigError, DataConfig, GenerationConfig, LMRun, ModelConfig, \
-    TokenizerConfig, TrainConfig
+from trainables.lm.config import SECTIONS, ConfigError, LMRun
 from trainables.lm.train import train
 
 
 @dataclass(frozen=True)
-class Args:
+class Args(LMRun):
     """Train one small language model and print what it measured."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    audit: AuditConfig = field(default_factory=AuditConfig)
     out_dir: Optional[Path] = None
     """Folder for model.pt, tokenizer.json, completions.json and run.json (none written if omitted)."""
 
@@ -42,7 +35,7 @@ def _printable(metrics: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = tyro.cli(Args, args=argv)
-    run = LMRun(args.model, args.train, args.data, args.tokenizer, args.generation, args.audit)
+    run = LMRun(**{name: getattr(args, name) for name in SECTIONS})
     try:
         result = train(run, args.out_dir, lambda metrics, _folder: print(json.dumps(_printable(metrics)), flush=True))
     except (ConfigError, FileNotFoundError) as error:
