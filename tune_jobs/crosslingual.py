@@ -17,8 +17,7 @@ import dataclasses
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 import tyro
@@ -29,7 +28,6 @@ from tune_jobs.lm_verdict import summary_line, verdict_table
 from tune_jobs.settings import RunSettings, fit
 from tune_jobs.verdict import MIN_SEEDS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = ("en", "fr")
 SCOPES = {"per-language": [], "shared": list(LANGUAGES)}
 """Tokenizer scope -> ``tokenizer.extra_corpora`` (the shared tokenizer learns from both languages)."""
