@@ -12,7 +12,7 @@ import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -56,10 +56,20 @@ class SweepTracker:
         )
         return runs[0].info.run_id if runs else None
 
-    def start_trial_run(self, trial_id: str, run_name: str, params: Mapping[str, Any],
-                        tags: Mapping[str, Any]) -> str:
-        """The child run of ``trial_id``: the existing one (set RUNNING again) or a new nested one."""
+    def start_trial_run(self, trial_id: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
+                        live_trial_ids: Collection[str] = ()) -> str:
+        """The child run of ``trial_id``: the existing one (set RUNNING again), else an orphan it
+        adopts, else a new nested one.
+
+        An orphan is a run of the same replicate (equal ``config_id`` and ``seed`` tags) left RUNNING
+        or KILLED by a trial that is not in ``live_trial_ids``: a driver killed before Tune saved
+        its experiment state forgets the trials it had just started, and the restored searcher
+        suggests the replicate again under a new trial id. The run takes the new id (the old one is
+        kept in the tag ``previous_trial_ids``), so a replicate still has one run.
+        """
         run_id = self.find_trial_run(trial_id)
+        if run_id is None and "config_id" in tags and "seed" in tags:
+            run_id = self._adopt_orphan(trial_id, str(tags["config_id"]), str(tags["seed"]), live_trial_ids)
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             self._logged_steps.setdefault(run_id, self._existing_steps(run_id))
@@ -73,9 +83,32 @@ class SweepTracker:
         self.log_params(run_id, params)
         return run_id
 
+    def _adopt_orphan(self, trial_id: str, config_id: str, seed: str, live_trial_ids: Collection[str]) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial' "
+                          f"AND tags.config_id = '{config_id}' AND tags.seed = '{seed}'",
+            max_results=1000,
+        )
+        for run in runs:
+            old = run.data.tags.get(TRIAL_ID_TAG)
+            if run.info.status in ("RUNNING", "KILLED") and old not in live_trial_ids and old != trial_id:
+                previous = ",".join(filter(None, [run.data.tags.get("previous_trial_ids"), old]))
+                self.set_tags(run.info.run_id, {TRIAL_ID_TAG: trial_id, "previous_trial_ids": previous})
+                return run.info.run_id
+        return None
+
     def _existing_steps(self, run_id: str) -> set[int]:
-        history = self.client.get_metric_history(run_id, "val/exact_match")
-        return {m.step for m in history}
+        """Steps at which the run has any metric (each result is one batch, so any key marks its step)."""
+        keys = self.client.get_run(run_id).data.metrics
+        return {m.step for key in keys for m in self.client.get_metric_history(run_id, key)}
+
+    def missing_steps(self, run_id: str, steps: list[int]) -> list[int]:
+        """Those of ``steps`` at which the run has no metric yet."""
+        logged = self._logged_steps.get(run_id)
+        if logged is None:
+            logged = self._logged_steps[run_id] = self._existing_steps(run_id)
+        return [step for step in steps if step not in logged]
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in batches (values JSON-encoded unless strings, cut to MLflow's limit)."""

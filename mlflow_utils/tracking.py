@@ -19,6 +19,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = PROJECT_ROOT / "mlruns.db"
 
 
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+"""Client retries against a tracking server unless the user set them: a call gives up after ~30 s
+(MLflow's defaults retry for minutes), and the sweep's own queue retries it later without blocking
+Tune's event loop for long."""
+
+
 class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names the URI."""
 
@@ -65,6 +72,8 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri)

@@ -42,6 +42,30 @@ def test_a_trial_run_is_found_again_not_duplicated(tmp_path):
     assert [(m.step, m.value) for m in client.get_metric_history(first, "val/exact_match")] == [(10, 0.5), (20, 0.9)]
 
 
+def test_a_replicate_forgotten_with_a_killed_driver_keeps_one_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    replicate = {"config_id": "c1", "seed": 3}
+    with sweep_run("s1", "exp", {}, {}, uri) as tracker:
+        orphan = tracker.start_trial_run("old", "c1-seed3", {}, replicate)
+        tracker.log_metrics(orphan, {"train/loss": 2.0}, step=0)
+        tracker.client.update_run(orphan, status="RUNNING")  # the driver died: nothing closed it
+        # a new trial of the same replicate while the old one is still live is another run
+        twin = tracker.start_trial_run("twin", "c1-seed3", {}, replicate, live_trial_ids={"old", "twin"})
+        assert twin != orphan
+        tracker.end_run(twin)
+        tracker.client.update_run(orphan, status="RUNNING")
+        # the restored searcher suggests the replicate again under a new id: the orphan is adopted
+        adopted = tracker.start_trial_run("new", "c1-seed3", {}, replicate, live_trial_ids={"new"})
+        tracker.log_metrics(adopted, {"train/loss": 2.0}, step=0)  # re-trained from scratch: skipped
+        tracker.log_metrics(adopted, {"train/loss": 1.0}, step=100)
+        tracker.end_run(adopted)
+    client = MlflowClient(uri)
+    run = client.get_run(adopted)
+    assert adopted == orphan and run.data.tags["trial_id"] == "new" and run.data.tags["previous_trial_ids"] == "old"
+    assert [(m.step, m.value) for m in client.get_metric_history(adopted, "train/loss")] == [(0, 2.0), (100, 1.0)]
+    assert tracker.find_trial_run("old") is None and tracker.find_trial_run("new") == adopted
+
+
 def test_relative_uris_become_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri("sqlite:///rel.db") == f"sqlite:///{tmp_path / 'rel.db'}"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from ray import tune
 
 from trainables.addition.checkpoint import load_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
-from trainables.addition.train import BEST_CHECKPOINT, train
+from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
 from trainables.provenance import provenance
 from tune_jobs.search import OBJECTIVE, TIE_BREAK, config_id, seed_of
 
@@ -21,30 +23,53 @@ def addition_trial(config: dict[str, Any]) -> None:
 
     Each report carries the trainable's metrics, ``success`` (best validation exact match at or
     above ``config['success_threshold']``), the Optuna ``objective``, and ``env/*`` provenance
-    strings; the last one carries the checkpoint folder (best.pt, last.pt). When the config names a
-    ``protocol`` (100k, adderboard, validation), the last report adds ``protocol/exact_match``: the
-    best checkpoint's score on it. ``max_steps`` stops the run early on its full schedule.
+    strings. Every ``checkpoint_interval`` steps (config key; default every evaluation, 0 = only at
+    the end) and at the last step a report carries the checkpoint folder (best.pt, last.pt); a
+    retried or restored trial continues from Tune's latest checkpoint, bit-identical to a run never
+    stopped, and reports ``resumed_from_step``. When the config names a ``protocol`` (100k,
+    adderboard, validation), the last report adds ``protocol/exact_match``: the best checkpoint's
+    score on it. ``max_steps`` stops the run early on its full schedule.
     """
     seed = seed_of(config)
     model_config = ModelConfig.from_dict(config["model"])
     train_config = TrainConfig.from_dict({**config["train"], "seed": seed})
     threshold = float(config.get("success_threshold", 0.99))
     protocol = config.get("protocol")
-    constant = {"seed": seed, "config_id": config_id(config),
+    constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
                 **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
+    interval = config.get("checkpoint_interval")
+    interval = train_config.eval_interval if interval is None else int(interval)
 
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         best = metrics["val/best_exact_match"]
         success = float(best >= threshold)
         result = {**metrics, "success": success, OBJECTIVE: success + TIE_BREAK * best, **constant}
-        if checkpoint_dir is not None and protocol:
+        if "test/exact_match" in metrics and protocol:
             result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
                                                             train_config.eval_batch_size)
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         tune.report(result, checkpoint=checkpoint)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
-        train(model_config, train_config, out_dir, report, max_steps=config.get("max_steps"))
+        resume_from = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                shutil.copytree(folder, out_dir, dirs_exist_ok=True)
+            resume_from = out_dir
+            constant["resumed_from_step"] = float(torch.load(Path(out_dir) / LAST_CHECKPOINT, weights_only=True)["step"])
+        train(model_config, train_config, out_dir, report, max_steps=config.get("max_steps"),
+              checkpoint_interval=interval, resume_from=resume_from)
+
+
+def node_tags() -> dict[str, str]:
+    """``env/node_id`` and ``env/node_ip`` of the Ray node running this process (empty outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    context = ray.get_runtime_context()
+    return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address()}
 
 
 def protocol_score(protocol: str, checkpoint_dir: str | Path, best_val_exact_match: float, device: str = "cpu",

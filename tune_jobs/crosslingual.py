@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +113,7 @@ def run(args: CrosslingualArgs) -> pd.DataFrame:
 
     sections = base_sections(args)
     warm_tokenizers(sections)
-    name = args.name or f"crosslingual-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    name = args.job_name("crosslingual")
     space = {**sections, "data": {**sections["data"], "corpus": tune.grid_search(list(LANGUAGES))},
              "tokenizer": {**sections["tokenizer"], "extra_corpora": tune.grid_search(list(SCOPES.values()))},
              "seeds": list(range(args.seeds)), TRIAL_INDEX: tune.grid_search(list(range(args.seeds)))}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
@@ -99,7 +98,7 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
         from trainables.addition.config import TrainConfig
 
         TrainConfig.from_dict(configs[0]["train"])  # the overrides are valid before Ray starts
-    name = args.name or f"reproduce-{claim.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    name = args.job_name(f"reproduce-{claim.name}")
     params = {f"reproduce.{k}": v for k, v in dataclasses.asdict(args).items()}
     params.update({f"claim.{k}": v for k, v in dataclasses.asdict(claim).items() if k not in ("model", "train")})
     tags = {"job": "reproduce", "claim": claim.name, "claim.rule": claim.rule()}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -90,7 +89,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trainable: Callable[[
     Raises:
         TrackingError: MLflow is unreachable (nothing trained).
     """
-    name = settings.name or f"{job}-{space.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    name = settings.job_name(f"{job}-{space.name}")
     all_params = {f"sweep.{k}": v for k, v in dataclasses.asdict(settings).items()}
     all_params.update({"sweep.seed_list": list(space.seeds), "sweep.space": space.name,
                        "sweep.space_description": space.description})

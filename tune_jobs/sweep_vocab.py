@@ -107,7 +107,7 @@ def run_sweep(args: VocabSweepArgs, space: SearchSpace | None = None) -> pd.Data
     from tune_jobs.search import OBJECTIVE, make_searcher, param_space
 
     space = resolve_space(args, space)
-    name = args.name or f"vocab-{space.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    name = args.job_name(f"vocab-{space.name}")
     params = {f"sweep.{k}": v for k, v in dataclasses.asdict(args).items()}
     params.update({"sweep.seed_list": list(space.seeds), "sweep.space_description": space.description})
     started = time.perf_counter()

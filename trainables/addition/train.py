@@ -6,11 +6,17 @@ curriculum, greedy validation exact match every ``eval_interval`` steps and afte
 the best-by-validation checkpoint kept. Evaluations follow 0-based steps that are multiples of
 ``eval_interval`` and the last step. Step order: sample batch; set lr; zero grads; forward;
 backward; clip; optimizer step.
+
+Runs checkpoint every ``checkpoint_interval`` steps (at evaluations) into ``last.pt``: weights,
+AdamW state, the data generator's state, the loss of every step, the metric history and the best
+weights so far. ``train(..., resume_from=folder)`` continues from it and ends bit-identical (on
+the same device and thread count) to a run that was never interrupted.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,7 +34,9 @@ from trainables.addition.model import build_model
 from trainables.provenance import provenance
 
 Reporter = Callable[[dict[str, float], Optional[Path]], None]
-"""Called at every evaluation with flat metrics and, on the last one, the checkpoint folder."""
+"""Called at every evaluation with flat metrics and, after a checkpoint is written (every
+``checkpoint_interval`` steps and at the last step), the checkpoint folder. The last call's metrics
+hold ``test/exact_match``."""
 
 BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"
@@ -53,7 +61,8 @@ class TrainResult:
 
 
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path | None = None,
-          report: Reporter | None = None, log_every: int = 0, max_steps: int | None = None) -> TrainResult:
+          report: Reporter | None = None, log_every: int = 0, max_steps: int | None = None,
+          checkpoint_interval: int = 0, resume_from: str | Path | None = None) -> TrainResult:
     """Train one addition model and evaluate it on validation as it goes.
 
     Args:
@@ -65,15 +74,31 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             taken: the reference's numbering, so the evaluation at step 1000 follows 1001 updates),
             ``train/loss`` (mean batch loss since the previous evaluation), ``lr``,
             ``val/exact_match``, ``val/token_accuracy``, ``val/best_exact_match``,
-            ``perf/steps_per_second``; the last call adds ``test/exact_match`` and the checkpoint folder.
+            ``perf/steps_per_second``; the last call adds ``test/exact_match``. Calls that follow a
+            checkpoint pass its folder (``out_dir``), else None.
         log_every: print the batch loss every this many steps (0: never).
         max_steps: stop after this many steps of the ``train_steps`` schedule (the schedule is not
             shortened; the stop counts as the last step for evaluation and checkpoints).
+        checkpoint_interval: write the resumable ``last.pt`` every this many steps (a multiple of
+            ``eval_interval``; 0: only after the last step). Needs ``out_dir``.
+        resume_from: a folder whose ``last.pt`` (written by this function with the same configs)
+            the run continues from; the steps after it are trained, reported and checkpointed.
 
     Returns:
-        TrainResult with the best validation exact match, its step and the full metric history.
+        TrainResult with the best validation exact match, its step and the full metric history
+        (including what was trained before a resume).
+
+    Raises:
+        ValueError: ``checkpoint_interval`` is negative or not a multiple of ``eval_interval``, or
+            is set without ``out_dir``; ``resume_from``'s checkpoint was written with other configs.
+        FileNotFoundError: ``resume_from`` has no ``last.pt``.
     """
     cfg = train_config
+    if checkpoint_interval < 0 or checkpoint_interval % cfg.eval_interval:
+        raise ValueError(f"checkpoint_interval must be a non-negative multiple of eval_interval "
+                         f"({cfg.eval_interval}), got {checkpoint_interval!r}")
+    if checkpoint_interval and out_dir is None:
+        raise ValueError("checkpoint_interval is set but out_dir is None: checkpoints need a folder")
     torch.set_num_threads(cfg.threads)
     val_pairs, test_pairs = build_holdout(cfg.seed, cfg.val_size, cfg.test_size)
     holdout = set(map(tuple, torch.cat([val_pairs, test_pairs]).tolist()))
@@ -81,18 +106,19 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=cfg.weight_decay)
     stream = TrainingStream(cfg.seed, holdout, cfg.mode)
-    forward = torch.compile(model) if cfg.compile else model
     out = Path(out_dir) if out_dir is not None else None
     meta = {"provenance": provenance(cfg.device, cfg.threads), "flat_config": to_flat_dict(model_config, cfg)}
+    run = _RunState()
+    if resume_from is not None:
+        run = _restore(Path(resume_from) / LAST_CHECKPOINT, model, optimizer, stream, model_config, cfg)
+    forward = torch.compile(model) if cfg.compile else model
+    resumed_at = run.next_step
 
-    history: list[dict[str, float]] = []
-    best_em, best_step, best_state = -1.0, 0, None
     loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
     last_step = min(cfg.train_steps, max_steps or cfg.train_steps) - 1
-    trace: list[float] = []
-    for step in range(last_step + 1):
+    for step in range(run.next_step, last_step + 1):
         loss = train_step(forward, optimizer, stream, cfg, step)
-        trace.append(loss)
+        run.trace.append(loss)
         loss_sum += loss
         loss_count += 1
         if log_every and step % log_every == 0:
@@ -110,22 +136,81 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             "perf/steps_per_second": loss_count / max(now - tick, 1e-9),
         }
         loss_sum, loss_count, tick = 0.0, 0, now
-        if score.exact_match > best_em:
-            best_em, best_step, best_state = score.exact_match, step, copy.deepcopy(model.state_dict())
+        if score.exact_match > run.best_em:
+            run.best_em, run.best_step, run.best_state = score.exact_match, step, copy.deepcopy(model.state_dict())
             if out is not None:
-                save_checkpoint(out / BEST_CHECKPOINT, model, cfg, step=step, val_exact=best_em, **meta)
-        metrics["val/best_exact_match"] = best_em
+                save_checkpoint(out / BEST_CHECKPOINT, model, cfg, step=step, val_exact=run.best_em, **meta)
+        metrics["val/best_exact_match"] = run.best_em
         final = step == last_step
         if final:
-            metrics["test/exact_match"] = _test_exact_match(model, best_state, test_pairs, cfg)
-            if out is not None:
-                save_checkpoint(out / LAST_CHECKPOINT, model, cfg, step=step, val_exact=score.exact_match,
-                                optimizer_state=optimizer.state_dict(), data_generator_state=stream.generator.get_state(),
-                                loss_trace=torch.tensor(trace, dtype=torch.float32), **meta)
-        history.append(metrics)
+            metrics["test/exact_match"] = _test_exact_match(model, run.best_state, test_pairs, cfg)
+        run.history.append(metrics)
+        run.next_step = step + 1
+        checkpointed = out is not None and (final or (checkpoint_interval and step % checkpoint_interval == 0))
+        if checkpointed:
+            _save_resumable(out, model, optimizer, stream, cfg, run, score.exact_match, meta)
         if report is not None:
-            report(metrics, out if final else None)
-    return TrainResult(best_em, best_step, history[-1].get("test/exact_match", math.nan), history, trace, out)
+            report(metrics, out if checkpointed else None)
+    if resume_from is not None and run.next_step == resumed_at and run.history and report is not None:
+        report(run.history[-1], out)  # resumed from the final checkpoint: its result goes out again
+    return TrainResult(run.best_em, run.best_step, run.history[-1].get("test/exact_match", math.nan), run.history,
+                       run.trace, out)
+
+
+@dataclass
+class _RunState:
+    """What a resumed run needs beyond weights, optimizer and data generator."""
+
+    next_step: int = 0
+    trace: list[float] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_em: float = -1.0
+    best_step: int = 0
+    best_state: Optional[dict[str, torch.Tensor]] = None
+
+
+def _save_resumable(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stream: TrainingStream,
+                    cfg: TrainConfig, run: _RunState, val_exact: float, meta: dict[str, Any]) -> None:
+    """``last.pt``: the reference checkpoint format plus everything ``_restore`` needs."""
+    save_checkpoint(out / LAST_CHECKPOINT, model, cfg, step=run.next_step - 1, val_exact=val_exact,
+                    optimizer_state=optimizer.state_dict(), data_generator_state=stream.generator.get_state(),
+                    loss_trace=torch.tensor(run.trace, dtype=torch.float32),
+                    resume={"loss_trace_float64": torch.tensor(run.trace, dtype=torch.float64),
+                            "history": run.history, "best_exact_match": run.best_em, "best_step": run.best_step,
+                            "best_state": run.best_state},
+                    **meta)
+
+
+def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stream: TrainingStream,
+             model_config: ModelConfig, cfg: TrainConfig) -> _RunState:
+    """Load ``last.pt`` into the freshly built model, optimizer and stream; returns the run state.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        ValueError: it was written with other configs, or without resume state.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"resume_from: no checkpoint at {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    saved = (payload.get("model_config"), payload.get("train_config"))
+    if saved != (dataclasses.asdict(model_config), dataclasses.asdict(cfg)):
+        diff = {k: (v, dataclasses.asdict(cfg).get(k)) for k, v in (saved[1] or {}).items()
+                if v != dataclasses.asdict(cfg).get(k)}
+        diff.update({f"model.{k}": (v, dataclasses.asdict(model_config).get(k)) for k, v in (saved[0] or {}).items()
+                     if v != dataclasses.asdict(model_config).get(k)})
+        raise ValueError(f"resume_from: {path} was written with other configs (saved, now): {diff}")
+    if "resume" not in payload:
+        raise ValueError(f"resume_from: {path} holds no resume state (not written by train())")
+    device = next(model.parameters()).device
+    model.load_state_dict({k: v.to(device) for k, v in payload["model_state"].items()})
+    optimizer.load_state_dict(payload["optimizer_state"])
+    stream.generator.set_state(payload["data_generator_state"])
+    resume = payload["resume"]
+    best_state = resume["best_state"]
+    return _RunState(next_step=int(payload["step"]) + 1, trace=resume["loss_trace_float64"].tolist(),
+                     history=list(resume["history"]), best_em=float(resume["best_exact_match"]),
+                     best_step=int(resume["best_step"]),
+                     best_state=None if best_state is None else {k: v.to(device) for k, v in best_state.items()})
 
 
 def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,

@@ -1,0 +1,76 @@
+"""Checkpoint and resume of the addition trainable: a resumed run ends bit-identical to one never stopped."""
+
+import pytest
+import torch
+
+from trainables.addition.config import ModelConfig, TrainConfig
+from trainables.addition.train import train
+
+MODEL = ModelConfig(d_model=6, d_ff=12)
+TRAIN = TrainConfig(seed=5, train_steps=60, warmup_steps=5, eval_interval=10, val_size=64, test_size=64,
+                    batch_size=32, mode="fast")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _without_timing(history):
+    return [{k: v for k, v in metrics.items() if not k.startswith("perf/")} for metrics in history]
+
+
+def _interrupt_at(step):
+    def report(metrics, folder):
+        if metrics["step"] == step:
+            raise Interrupted
+    return report
+
+
+@pytest.mark.parametrize("mode", ["fast", "faithful"])
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, mode):
+    cfg = TrainConfig(**{**TRAIN.__dict__, "mode": mode})
+    whole = train(MODEL, cfg, tmp_path / "whole", checkpoint_interval=20)
+    with pytest.raises(Interrupted):  # dies after the checkpoint at step 40, before step 41
+        train(MODEL, cfg, tmp_path / "cut", checkpoint_interval=20, report=_interrupt_at(40))
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["step"] == 40
+    calls = []
+    resumed = train(MODEL, cfg, tmp_path / "cut", checkpoint_interval=20, resume_from=tmp_path / "cut",
+                    report=lambda metrics, folder: calls.append((metrics["step"], folder)))
+    assert [step for step, _ in calls] == [50, 59]  # only the steps after the checkpoint are trained again
+    assert resumed.loss_trace == whole.loss_trace and len(resumed.loss_trace) == 60
+    assert _without_timing(resumed.history) == _without_timing(whole.history)
+    final_whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    final_resumed = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    for name, tensor in final_whole["model_state"].items():
+        assert torch.equal(tensor, final_resumed["model_state"][name]), name
+    assert torch.equal(final_whole["data_generator_state"], final_resumed["data_generator_state"])
+
+
+def test_checkpoints_are_written_every_interval_and_reported_with_their_folder(tmp_path):
+    calls = []
+    train(MODEL, TRAIN, tmp_path, checkpoint_interval=20, report=lambda m, folder: calls.append((m["step"], folder)))
+    assert calls == [(0, tmp_path), (10, None), (20, tmp_path), (30, None), (40, tmp_path), (50, None), (59, tmp_path)]
+
+
+def test_resuming_from_a_final_checkpoint_reports_the_final_result_again(tmp_path):
+    whole = train(MODEL, TRAIN, tmp_path)
+    calls = []
+    again = train(MODEL, TRAIN, tmp_path, resume_from=tmp_path, report=lambda m, folder: calls.append(m))
+    assert [m["step"] for m in calls] == [59] and calls[0]["test/exact_match"] == whole.test_exact_match
+    assert again.loss_trace == whole.loss_trace
+
+
+def test_resuming_with_other_configs_names_the_difference(tmp_path):
+    train(MODEL, TRAIN, tmp_path)
+    other = TrainConfig(**{**TRAIN.__dict__, "lr": 0.03})
+    with pytest.raises(ValueError, match=r"other configs.*'lr': \(0\.02, 0\.03\)"):
+        train(MODEL, other, tmp_path, resume_from=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(MODEL, TRAIN, tmp_path / "empty", resume_from=tmp_path / "empty")
+
+
+@pytest.mark.parametrize("interval, match", [(15, "multiple of eval_interval"), (-10, "non-negative")])
+def test_bad_checkpoint_interval_is_refused_before_training(tmp_path, interval, match):
+    with pytest.raises(ValueError, match=match):
+        train(MODEL, TRAIN, tmp_path, checkpoint_interval=interval)
+    assert not list(tmp_path.iterdir())
