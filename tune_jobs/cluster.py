@@ -9,8 +9,8 @@ machine is untouched), one CPU and a custom resource naming it (``reprotune_head
 Token authentication (Ray >= 2.59) is on with a token of our own in ``<root>/auth_token``, never
 ``~/.ray/auth_token``: ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN_PATH`` go to both ``ray start``
 processes and, through ``<root>/cluster.env``, to every driver. ``down`` and ``kill_node`` signal only
-the processes whose command line names one of this cluster's temp dirs or whose environment carries
-this cluster's marker variable; ``ray stop`` is never used (it stops every Ray on the machine).
+the processes whose environment carries this cluster's marker variable, or Ray programs whose command
+line names one of its temp dirs; ``ray stop`` is never used (it stops every Ray on the machine).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def node_ports(port: int, node: str) -> dict[str, int]:
     """Every port of ``node`` as ``ray start`` option -> value; the head's GCS is on ``port`` itself.
 
     Raises:
-        ValueError: ``port`` leaves no room for the 320 ports the cluster spans, or ``node`` is unknown.
+        ValueError: ``port`` leaves no room for the 300 ports the cluster spans, or ``node`` is unknown.
     """
     if not 1024 <= port <= 65535 - 100 - WORKER_PORTS * len(NODES):
         raise ValueError(f"port {port} must be in [1024, {65535 - 100 - WORKER_PORTS * len(NODES)}]")
@@ -295,9 +295,9 @@ def kill_node(root: Path, node: str) -> list[int]:
     state = _read_state(root)
     if state is None or node not in state["temp_dirs"]:
         raise ClusterError(f"no {node!r} node recorded in {Path(root).resolve()}")
-    procs = node_processes(Path(state["temp_dirs"][node]))
-    _signal_all(procs, grace_s=0)
-    return procs
+    pids = node_processes(Path(state["temp_dirs"][node]))
+    _signal_all(pids, grace_s=0)
+    return pids
 
 
 def down(root: Path = DEFAULT_ROOT, grace_s: float = 10) -> list[int]:
@@ -310,9 +310,9 @@ def down(root: Path = DEFAULT_ROOT, grace_s: float = 10) -> list[int]:
     pids = []
     for node in reversed(NODES):
         temp_dir = Path(state["temp_dirs"][node])
-        procs = node_processes(temp_dir)
-        _signal_all(procs, grace_s)
-        pids += procs
+        node_pids = node_processes(temp_dir)
+        _signal_all(node_pids, grace_s)
+        pids += node_pids
         shutil.rmtree(temp_dir, ignore_errors=True)
     base = Path(state["temp_dirs"]["head"]).parent
     if base.is_dir() and not any(base.iterdir()):
