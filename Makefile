@@ -28,13 +28,21 @@ JOB ?=
 CKPT ?= 456p_s43
 PROTOCOL ?= both
 MLFLOW_PORT ?= 5000
+# Cluster mode (docs/cluster.md): make cluster-up; make sweep-addition RAY_ADDRESS=127.0.0.1:6390 STORAGE=...
+RAY_ADDRESS ?=
+STORAGE ?=
+CLUSTER_ROOT ?= $(CURDIR)/.cluster
+CLUSTER_PORT ?= 6390
+MLFLOW_SERVER_PORT ?= 5001
+MLFLOW_SERVER_HOST ?= 127.0.0.1
 
 opt = $(if $(2),$(1) $(2))
 SWEEP_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
   $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--mode,$(MODE)) \
   $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--gpus-per-trial,$(GPUS)) \
   $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) $(call opt,--experiment,$(EXPERIMENT)) \
-  $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+  $(call opt,--tracking-uri,$(TRACKING_URI)) $(call opt,--ray-address,$(RAY_ADDRESS)) \
+  $(call opt,--storage-path,$(STORAGE)) $(ARGS)
 
 # Language-model jobs (docs/lm.md): make sweep-vocab CONFIGS=4 SEEDS=3 STEPS=400 CORPUS=stdlib MAX_BYTES=2000000
 CORPUS ?=
@@ -43,13 +51,18 @@ VOCAB_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--
   $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--corpus,$(CORPUS)) \
   $(call opt,--max-bytes,$(MAX_BYTES)) $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
   $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) \
-  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) \
+  $(call opt,--ray-address,$(RAY_ADDRESS)) $(call opt,--storage-path,$(STORAGE)) $(ARGS)
+# A driver joining the local cluster needs its auth token: the env file `make cluster-up` wrote, sourced
+# only when RAY_ADDRESS is the address it records (so another cluster's address gets no local token).
+CLUSTER_ENV = $(if $(RAY_ADDRESS),if grep -qsx 'export RAY_ADDRESS=$(RAY_ADDRESS)' $(CLUSTER_ROOT)/cluster.env; \
+  then . $(CLUSTER_ROOT)/cluster.env; fi;)
 CROSS_ARGS = $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) $(call opt,--max-bytes,$(MAX_BYTES)) \
   $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--name,$(NAME)) \
   $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
 
 .PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab crosslingual evaluate \
-  mlflow-ui test test-slow clean
+  mlflow-ui test test-slow clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
 
 venv: $(STAMP)
 
@@ -61,12 +74,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sweep-addition: $(STAMP)
-	$(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
+	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
 
 sweep-addition-smoke: SPACE = smoke
 sweep-addition-smoke: CONFIGS := $(or $(CONFIGS),2)
 sweep-addition-smoke: $(STAMP)
-	$(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
+	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
 
 # make reproduce CLAIM=512p-s42 [SEEDS=2] [STEPS=300] [THREADS=2] [MODE=fast] [COMMAND_JOB=command_jobs/reference_repo.toml]
 reproduce: $(STAMP)
@@ -86,7 +99,7 @@ sweep-command: $(STAMP)
 	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--search-seed,$(SEARCH_SEED)) \
 	  $(call opt,--name,$(NAME)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
 sweep-vocab: $(STAMP)
-	$(PY) -m tune_jobs.sweep_vocab $(VOCAB_ARGS)
+	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_vocab $(VOCAB_ARGS)
 
 crosslingual: $(STAMP)
 	$(PY) -m tune_jobs.crosslingual $(CROSS_ARGS)
@@ -106,3 +119,40 @@ test-slow: $(STAMP)
 
 clean:
 	rm -rf ray_results mlartifacts mlruns.db .pytest_cache
+
+# Local two-node Ray cluster (head + worker, 1 CPU each, ports CLUSTER_PORT..+299, token auth); docs/cluster.md
+cluster-up: $(STAMP)
+	$(PY) -m tune_jobs.cluster up --root $(CLUSTER_ROOT) --port $(CLUSTER_PORT)
+	@echo "next: make mlflow-server, then"
+	@echo "  make sweep-addition RAY_ADDRESS=127.0.0.1:$(CLUSTER_PORT) TRACKING_URI=http://$(MLFLOW_SERVER_HOST):$(MLFLOW_SERVER_PORT) STORAGE=$(CLUSTER_ROOT)/storage"
+
+cluster-down: $(STAMP)
+	$(PY) -m tune_jobs.cluster down --root $(CLUSTER_ROOT)
+
+cluster-status: $(STAMP)
+	$(PY) -m tune_jobs.cluster status --root $(CLUSTER_ROOT)
+
+test-cluster: $(STAMP)
+	$(PY) -m pytest -q -m cluster
+
+# MLflow tracking server for cluster runs, in the background (pid and log in CLUSTER_ROOT); artifacts are
+# served over HTTP (--serve-artifacts), so Ray workers need no access to its filesystem.
+mlflow-server: $(STAMP)
+	@mkdir -p $(CLUSTER_ROOT)
+	@if test -f $(CLUSTER_ROOT)/mlflow.pid && kill -0 $$(cat $(CLUSTER_ROOT)/mlflow.pid) 2>/dev/null; then \
+	  echo "mlflow server already running (pid $$(cat $(CLUSTER_ROOT)/mlflow.pid)); make mlflow-server-down"; exit 1; fi
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid $(VENV)/bin/mlflow server --workers 1 --host $(MLFLOW_SERVER_HOST) \
+	  --port $(MLFLOW_SERVER_PORT) --backend-store-uri sqlite:///$(CLUSTER_ROOT)/mlflow.db \
+	  --artifacts-destination $(CLUSTER_ROOT)/mlartifacts --serve-artifacts \
+	  > $(CLUSTER_ROOT)/mlflow.log 2>&1 < /dev/null & echo $$! > $(CLUSTER_ROOT)/mlflow.pid
+	@for i in $$(seq 60); do \
+	  $(PY) -c "import urllib.request as u; u.urlopen('http://$(MLFLOW_SERVER_HOST):$(MLFLOW_SERVER_PORT)/health', timeout=2)" \
+	    2>/dev/null && exit 0; \
+	  kill -0 $$(cat $(CLUSTER_ROOT)/mlflow.pid) 2>/dev/null || { tail -5 $(CLUSTER_ROOT)/mlflow.log; exit 1; }; \
+	  sleep 1; done; echo "no answer on /health after 60 s; see $(CLUSTER_ROOT)/mlflow.log"; exit 1
+	@echo "mlflow server on http://$(MLFLOW_SERVER_HOST):$(MLFLOW_SERVER_PORT) (pid $$(cat $(CLUSTER_ROOT)/mlflow.pid), log $(CLUSTER_ROOT)/mlflow.log)"
+
+mlflow-server-down:
+	@if test -f $(CLUSTER_ROOT)/mlflow.pid; then kill -TERM -$$(cat $(CLUSTER_ROOT)/mlflow.pid) \
+	  && echo "stopped mlflow server (process group $$(cat $(CLUSTER_ROOT)/mlflow.pid))"; rm -f $(CLUSTER_ROOT)/mlflow.pid; \
+	  else echo "no $(CLUSTER_ROOT)/mlflow.pid"; fi
