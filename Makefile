@@ -37,12 +37,15 @@ MLFLOW_SERVER_PORT ?= 5001
 MLFLOW_SERVER_HOST ?= 127.0.0.1
 
 opt = $(if $(2),$(1) $(2))
+# RESUME=1 continues the job NAME (default: the job's newest one) from Tune's storage with Tuner.restore
+RESUME ?=
+RESUME_ARG = $(if $(filter-out 0,$(RESUME)),--resume)
 SWEEP_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
   $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--mode,$(MODE)) \
   $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--gpus-per-trial,$(GPUS)) \
   $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) $(call opt,--experiment,$(EXPERIMENT)) \
   $(call opt,--tracking-uri,$(TRACKING_URI)) $(call opt,--ray-address,$(RAY_ADDRESS)) \
-  $(call opt,--storage-path,$(STORAGE)) $(ARGS)
+  $(call opt,--storage-path,$(STORAGE)) $(RESUME_ARG) $(ARGS)
 
 # Language-model jobs (docs/lm.md): make sweep-vocab CONFIGS=4 SEEDS=3 STEPS=400 CORPUS=stdlib MAX_BYTES=2000000
 CORPUS ?=
@@ -52,17 +55,17 @@ VOCAB_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--
   $(call opt,--max-bytes,$(MAX_BYTES)) $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
   $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) \
   $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) \
-  $(call opt,--ray-address,$(RAY_ADDRESS)) $(call opt,--storage-path,$(STORAGE)) $(ARGS)
+  $(call opt,--ray-address,$(RAY_ADDRESS)) $(call opt,--storage-path,$(STORAGE)) $(RESUME_ARG) $(ARGS)
 # A driver joining the local cluster needs its auth token: the env file `make cluster-up` wrote, sourced
 # only when RAY_ADDRESS is the address it records (so another cluster's address gets no local token).
 CLUSTER_ENV = $(if $(RAY_ADDRESS),if grep -qsx 'export RAY_ADDRESS=$(RAY_ADDRESS)' $(CLUSTER_ROOT)/cluster.env; \
   then . $(CLUSTER_ROOT)/cluster.env; fi;)
 CROSS_ARGS = $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) $(call opt,--max-bytes,$(MAX_BYTES)) \
   $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--name,$(NAME)) \
-  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(RESUME_ARG) $(ARGS)
 
 .PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab crosslingual evaluate \
-  mlflow-ui test test-slow clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
+  mlflow-ui test test-slow test-faults clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
 
 venv: $(STAMP)
 
@@ -87,7 +90,7 @@ reproduce: $(STAMP)
 	$(PY) -m tune_jobs.reproduce --claim $(CLAIM) $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) \
 	  $(call opt,--threads,$(THREADS)) $(call opt,--mode,$(MODE)) $(call opt,--command-job,$(COMMAND_JOB)) \
 	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--name,$(NAME)) \
-	  $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+	  $(call opt,--tracking-uri,$(TRACKING_URI)) $(RESUME_ARG) $(ARGS)
 
 claims: $(STAMP)
 	$(PY) -m tune_jobs.reproduce --list
@@ -97,7 +100,7 @@ sweep-command: $(STAMP)
 	$(if $(JOB),,$(error JOB=<job file> is required, e.g. command_jobs/reference_repo.toml))
 	$(PY) -m tune_jobs.sweep_command --job $(JOB) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
 	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--search-seed,$(SEARCH_SEED)) \
-	  $(call opt,--name,$(NAME)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(ARGS)
+	  $(call opt,--name,$(NAME)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(RESUME_ARG) $(ARGS)
 sweep-vocab: $(STAMP)
 	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_vocab $(VOCAB_ARGS)
 
@@ -116,6 +119,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Fault injection: killed trial process, killed driver then RESUME, killed worker node, MLflow outage
+test-faults: $(STAMP)
+	$(PY) -m pytest -q -m faults
 
 clean:
 	rm -rf ray_results mlartifacts mlruns.db .pytest_cache

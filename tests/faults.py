@@ -30,6 +30,8 @@ class Sweep:
     args: list[str]
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rf-", dir="/tmp")))
     """RAY_TMPDIR of the driver's local Ray: short (Ray's socket paths are limited to 107 bytes)."""
+    server: str | None = None
+    """Tracking server URI; default a SQLite file in ``root``."""
 
     @property
     def storage(self) -> Path:
@@ -37,7 +39,7 @@ class Sweep:
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlruns.db'}"
+        return self.server or f"sqlite:///{self.root / 'mlruns.db'}"
 
     def command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "tune_jobs.sweep_addition", *self.args, "--name", self.name,
@@ -173,3 +175,48 @@ def assert_same_results(faulted: list[dict], baseline: list[dict]) -> None:
         for metric in DETERMINISTIC:
             if metric in run["histories"]:
                 assert sorted(got[key]["histories"][metric]) == sorted(run["histories"][metric]), (key, metric)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """A light tracking server (one worker, no job execution) on ``port`` over a SQLite file in ``root``;
+    ``stop`` kills its whole process group, ``start`` brings it back on the same store."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root, self.port = root, port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60) -> "MlflowServer":
+        import urllib.request
+
+        command = [str(Path(sys.executable).parent / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+                   "--artifacts-destination", str(self.root / "server-artifacts"), "--serve-artifacts"]
+        with open(self.root / "server.log", "a") as log:
+            self.process = subprocess.Popen(command, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.uri}/health", timeout=2)
+                return self
+            except OSError:
+                assert self.process.poll() is None, (self.root / "server.log").read_text()[-2000:]
+                time.sleep(0.5)
+        raise AssertionError(f"mlflow server on {self.uri} did not answer in {timeout_s} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)

@@ -89,3 +89,62 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(sweep, baseli
     assert_same_results(trials, baseline)  # same configurations: Optuna's state came back too
     assert any("resumed_from_step" in t["histories"] for t in trials)
     assert len(by_replicate(trials)) == 4
+
+
+def test_an_mlflow_outage_mid_sweep_loses_no_result(sweep, baseline):
+    import time
+
+    from tests.faults import MlflowServer
+
+    server = MlflowServer(sweep.root).start()
+    sweep.server = server.uri
+    try:
+        driver = sweep.start()
+        sweep.wait_for(_running_past(100), driver, what="a trial past step 100")
+        server.stop()  # the tracking server goes down while trials train
+        time.sleep(20)
+        assert driver.poll() is None, "the sweep stopped when MLflow went away"
+        server.start()
+        driver.wait(900)
+        sweep.kill_ray()
+        output = sweep.output(driver)
+        assert driver.returncode == 0, output[-4000:]
+        trials = mlflow_trials(sweep.tracking_uri)
+    finally:
+        server.stop()
+    assert_sound(trials)
+    assert_same_results(trials, baseline)
+    assert "MLflow calls that failed: 0" not in output  # the outage was seen, and recovered from
+
+
+def test_a_killed_worker_node_moves_its_trials_to_the_head(sweep, baseline):
+    from tests.faults import MlflowServer
+    from tune_jobs import cluster
+
+    server = MlflowServer(sweep.root).start()
+    sweep.server = server.uri
+    info = cluster.up(sweep.root / "cluster", port=int(os.environ.get("REPROTUNE_TEST_CLUSTER_PORT", 6690)))
+    try:
+        driver = sweep.start("--ray-address", info.address, **info.env)  # the env cluster.env holds (auth token)
+
+        def on_worker_past_300(results):
+            for trial_id, rows in results.items():
+                if rows and rows[-1].get("env/node") == "worker" and rows[-1]["step"] >= 300 \
+                        and "test/exact_match" not in rows[-1]:
+                    return trial_id
+            return None
+
+        trial_id = sweep.wait_for(on_worker_past_300, driver, what="a trial on the worker node past step 300")
+        assert cluster.kill_node(info.root, "worker")  # the node is preempted
+        driver.wait(900)
+        output = sweep.output(driver)
+        assert driver.returncode == 0, output[-4000:]
+        trials = mlflow_trials(sweep.tracking_uri)
+    finally:
+        cluster.down(info.root)
+        server.stop()
+    assert_sound(trials)
+    assert_same_results(trials, baseline)
+    moved = next(t for t in trials if t["tags"]["trial_id"] == trial_id)
+    assert moved["tags"]["node"] == "head" and min(v for _, v in moved["histories"]["resumed_from_step"]) >= 300
+    assert {t["tags"]["node"] for t in trials} <= {"head", "worker"}

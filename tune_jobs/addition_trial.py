@@ -15,6 +15,7 @@ from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
 from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
 from trainables.provenance import provenance
+from tune_jobs.cluster import NODE_LABEL
 from tune_jobs.search import OBJECTIVE, TIE_BREAK, config_id, seed_of
 
 
@@ -63,13 +64,16 @@ def addition_trial(config: dict[str, Any]) -> None:
 
 
 def node_tags() -> dict[str, str]:
-    """``env/node_id`` and ``env/node_ip`` of the Ray node running this process (empty outside Ray)."""
+    """``env/node_id``, ``env/node_ip`` and ``env/node`` (the node's ``reprotune-node`` label, set by
+    ``make cluster-up``, else its IP) of the Ray node running this process (empty outside Ray)."""
     import ray
 
     if not ray.is_initialized():
         return {}
     context = ray.get_runtime_context()
-    return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address()}
+    labels = context.get_node_labels()
+    return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address(),
+            "env/node": labels.get(NODE_LABEL) or ray.util.get_node_ip_address()}
 
 
 def protocol_score(protocol: str, checkpoint_dir: str | Path, best_val_exact_match: float, device: str = "cpu",

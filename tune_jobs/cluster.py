@@ -37,6 +37,8 @@ DEFAULT_PORT = 6390
 NODES = ("head", "worker")
 MARKER_VAR = "REPROTUNE_CLUSTER_NODE"
 """Environment variable set on each ``ray start``; every process of the node inherits it."""
+NODE_LABEL = "reprotune-node"
+"""Ray node label naming each node of the local cluster (head, worker); trials tag their runs with it."""
 MAX_TEMP_DIR_CHARS = 40
 """Ray puts unix sockets at <temp dir>/session_<date>_<time>_<us>_<pid>/sockets/<name> (about 65 chars
 after the temp dir) and a socket path has at most 107 characters (sun_path)."""
@@ -98,7 +100,7 @@ def start_command(node: str, port: int, temp_dir: Path, cpus: int, object_store_
     ray = str(Path(sys.executable).with_name("ray"))
     command = [ray, "start", "--head" if node == "head" else f"--address=127.0.0.1:{port}",
                f"--temp-dir={temp_dir}", f"--num-cpus={cpus}", "--num-gpus=0",
-               f"--resources={json.dumps({f'reprotune_{node}': 1})}", f"--labels=reprotune-node={node}",
+               f"--resources={json.dumps({f'reprotune_{node}': 1})}", f"--labels={NODE_LABEL}={node}",
                f"--object-store-memory={object_store_bytes}", "--disable-usage-stats"]
     ports = node_ports(port, node)
     if node == "head":

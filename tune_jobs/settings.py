@@ -33,8 +33,9 @@ class RunSettings:
     """Job name (Tune experiment and parent run); default <job>-<UTC time>."""
     tracking_uri: Optional[str] = None
     """MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///<project>/mlruns.db."""
-    storage_path: Path = PROJECT_ROOT / "ray_results"
-    """Where Tune keeps trial results and checkpoints (shared storage on a cluster)."""
+    storage_path: str = str(PROJECT_ROOT / "ray_results")
+    """Where Tune keeps trial results and checkpoints: a folder, or a URI (s3://, gs://); on a
+    multi-node cluster a folder every node sees (NFS) or a URI, checked before any trial runs."""
     ray_address: Optional[str] = None
     """Ray cluster to join; default $RAY_ADDRESS, else a local Ray started for this job."""
     checkpoint_interval: Optional[int] = None
@@ -60,17 +61,24 @@ class RunSettings:
         """
         from ray.tune import Tuner
 
-        storage = Path(self.storage_path).expanduser().resolve()
+        storage = self.storage()
         if self.resume:
             if self.name:
-                candidates = [storage / self.name]
+                candidates = [f"{storage.rstrip('/')}/{self.name}"]
+            elif is_uri(storage):
+                raise ValueError(f"resume: name the job to restore (--name) when storage_path is a URI ({storage})")
             else:
-                candidates = sorted(storage.glob(f"{prefix}-*"), key=lambda path: path.stat().st_mtime, reverse=True)
+                candidates = [str(path) for path in sorted(Path(storage).glob(f"{prefix}-*"),
+                                                           key=lambda path: path.stat().st_mtime, reverse=True)]
             for path in candidates:
-                if Tuner.can_restore(str(path)):
-                    return path.name
+                if Tuner.can_restore(path):
+                    return path.rstrip("/").rsplit("/", 1)[-1]
             raise ValueError(f"resume: no interrupted job {self.name or prefix + '-*'!r} to restore in {storage}")
         return self.name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+    def storage(self) -> str:
+        """``storage_path`` as Tune takes it: a URI unchanged, a folder made absolute."""
+        return self.storage_path if is_uri(self.storage_path) else str(Path(self.storage_path).expanduser().resolve())
 
     def resources(self) -> dict[str, float]:
         """Ray resources of one trial."""
@@ -80,9 +88,19 @@ class RunSettings:
         """Join or start Ray; returns how many trials may run at once."""
         import ray
 
+        from mlflow_utils import resolve_tracking_uri
+
         if not ray.is_initialized():
-            ray.init(address=self.ray_address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                     configure_logging=False)
+            address = self.ray_address or os.environ.get("RAY_ADDRESS")
+            # every worker sees the job's absolute tracking URI (user code in a trial may log to it)
+            runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": resolve_tracking_uri(self.tracking_uri)}}
+            try:
+                ray.init(address=address, include_dashboard=False, configure_logging=False, runtime_env=runtime_env)
+            except ConnectionError as error:
+                raise ConnectionError(
+                    f"ray_address {address!r}: cannot join the Ray cluster ({error}). Ray >= 2.59 clusters use "
+                    "token authentication: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) "
+                    "before starting the job; for `make cluster-up`'s cluster: . .cluster/cluster.env") from error
         if self.max_concurrent:
             return self.max_concurrent
         if self.gpus_per_trial > 0:
@@ -112,19 +130,74 @@ def fit(settings: RunSettings, trainable: Callable[[dict], None], param_space: d
     if settings.checkpoint_interval is not None:
         param_space = {**param_space, "checkpoint_interval": settings.checkpoint_interval}
     trainable = tune.with_resources(trainable, settings.resources())
-    path = Path(settings.storage_path).expanduser().resolve() / name
+    storage = settings.storage()
+    check_shared_storage(storage)
     if settings.resume:
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
-                                   param_space=param_space)
+        tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{name}", trainable, resume_unfinished=True,
+                                   resume_errored=True, param_space=param_space)
     else:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True,
                                         trial_dirname_creator=lambda trial: trial.trial_id, **tune_config),
-            run_config=tune.RunConfig(name=name, storage_path=str(path.parent), callbacks=[callback], verbose=1,
+            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[callback], verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
         )
     grid = tuner.fit()
     callback.reconcile(grid)
     return grid, callback
+
+
+class StorageError(RuntimeError):
+    """The storage path cannot hold a multi-node job's checkpoints; the message names it."""
+
+
+def is_uri(path: str | Path) -> bool:
+    """Whether ``path`` is a URI Tune's pyarrow filesystems open (s3://, gs://, file://...)."""
+    return "://" in str(path)
+
+
+def check_shared_storage(storage: str, probe: Callable[[str, str], bool] | None = None) -> None:
+    """Fail before any trial runs when a multi-node Ray cluster is given a folder not every node sees.
+
+    A URI passes (its filesystem is shared by construction). For a folder, the driver writes a marker
+    file there and a zero-CPU task pinned to each alive node looks for it (``probe(node_id, marker)``
+    replaces the task in tests). One alive node: nothing to check.
+
+    Raises:
+        StorageError: names the folder and the nodes that do not see it.
+    """
+    import uuid
+
+    import ray
+
+    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
+    if is_uri(storage) or len(nodes) < 2:
+        return
+    marker = Path(storage) / f".reprotune-shared-{uuid.uuid4().hex}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("written by the driver to check that every node sees this folder\n")
+    try:
+        if probe is None:
+            probe = _probe_on_node
+        blind = [node for node in nodes if not probe(node, str(marker))]
+    finally:
+        marker.unlink(missing_ok=True)
+    if blind:
+        raise StorageError(
+            f"storage_path {storage!r} is not shared: node(s) {', '.join(n[:12] for n in blind)} of this "
+            f"{len(nodes)}-node cluster cannot see it, and Ray cannot keep checkpoints saved on several nodes "
+            f"there. Give --storage-path a folder every node mounts (NFS) or a URI (s3://bucket/ray_results).")
+
+
+def _probe_on_node(node_id: str, marker: str) -> bool:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=0)
+    def exists(path: str) -> bool:
+        return os.path.exists(path)
+
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    return ray.get(exists.options(scheduling_strategy=strategy).remote(marker), timeout=120)
