@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from ray import tune
@@ -31,6 +31,14 @@ def addition_trial(config: dict[str, Any]) -> None:
     adderboard, validation), the last report adds ``protocol/exact_match``: the best checkpoint's
     score on it. ``max_steps`` stops the run early on its full schedule.
     """
+    run_addition(config, tune.report, tune.get_checkpoint, tune.Checkpoint)
+
+
+def run_addition(config: dict[str, Any], report_to: Callable[..., None], get_checkpoint: Callable[[], Any],
+                 checkpoint_type: Any, shard: tuple[int, int] = (0, 1),
+                 prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> None:
+    """The body of ``addition_trial`` for any reporting API: Tune's (a trial) or Ray Train's (one
+    data-parallel worker of rank ``shard[0]``; only rank 0 hands its checkpoints over)."""
     seed = seed_of(config)
     model_config = ModelConfig.from_dict(config["model"])
     train_config = TrainConfig.from_dict({**config["train"], "seed": seed})
@@ -39,7 +47,8 @@ def addition_trial(config: dict[str, Any]) -> None:
     constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
                 **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
     interval = config.get("checkpoint_interval")
-    interval = train_config.eval_interval if interval is None else int(interval)
+    every = train_config.eval_interval
+    interval = every if interval is None else -(-int(interval) // every) * every  # up to an evaluation step
 
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         best = metrics["val/best_exact_match"]
@@ -48,19 +57,19 @@ def addition_trial(config: dict[str, Any]) -> None:
         if "test/exact_match" in metrics and protocol:
             result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
                                                             train_config.eval_batch_size)
-        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        tune.report(result, checkpoint=checkpoint)
+        handed = checkpoint_dir is not None and shard[0] == 0
+        report_to(result, checkpoint=checkpoint_type.from_directory(str(checkpoint_dir)) if handed else None)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
         resume_from = None
-        checkpoint = tune.get_checkpoint()
+        checkpoint = get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 shutil.copytree(folder, out_dir, dirs_exist_ok=True)
             resume_from = out_dir
             constant["resumed_from_step"] = float(torch.load(Path(out_dir) / LAST_CHECKPOINT, weights_only=True)["step"])
         train(model_config, train_config, out_dir, report, max_steps=config.get("max_steps"),
-              checkpoint_interval=interval, resume_from=resume_from)
+              checkpoint_interval=interval, resume_from=resume_from, shard=shard, prepare=prepare)
 
 
 def node_tags() -> dict[str, str]:

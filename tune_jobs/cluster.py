@@ -94,13 +94,20 @@ def node_ports(port: int, node: str) -> dict[str, int]:
     return ports
 
 
+def node_resources(node: str) -> dict[str, int]:
+    """Custom resources of a node: its name, and on the head the driver slots of data-parallel trials."""
+    from tune_jobs.data_parallel import DRIVER_RESOURCE, DRIVER_SLOTS
+
+    return {f"reprotune_{node}": 1, **({DRIVER_RESOURCE: DRIVER_SLOTS} if node == "head" else {})}
+
+
 def start_command(node: str, port: int, temp_dir: Path, cpus: int, object_store_bytes: int) -> list[str]:
     """The ``ray start`` command line of ``node`` (own temp dir and ports, one named resource and label).
     (``--node-ip-address=127.0.0.1`` would change nothing: Ray resolves it to the host's address.)"""
     ray = str(Path(sys.executable).with_name("ray"))
     command = [ray, "start", "--head" if node == "head" else f"--address=127.0.0.1:{port}",
                f"--temp-dir={temp_dir}", f"--num-cpus={cpus}", "--num-gpus=0",
-               f"--resources={json.dumps({f'reprotune_{node}': 1})}", f"--labels={NODE_LABEL}={node}",
+               f"--resources={json.dumps(node_resources(node))}", f"--labels={NODE_LABEL}={node}",
                f"--object-store-memory={object_store_bytes}", "--disable-usage-stats"]
     ports = node_ports(port, node)
     if node == "head":

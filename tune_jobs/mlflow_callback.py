@@ -140,12 +140,15 @@ class MlflowTrialRuns(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         checkpoint = trial.checkpoint
+        train_path = (trial.last_result or {}).get("checkpoint_path")  # a Ray Train run's, via TuneReportCallback
 
         def end() -> None:
             run_id = self._run_id(trial)
             if checkpoint is not None:  # the final checkpoint only: intermediate ones stay in Tune's storage
                 with checkpoint.as_directory() as folder:
                     self.tracker.log_artifacts(run_id, folder, "checkpoints")
+            elif train_path and Path(train_path).is_dir():
+                self.tracker.log_artifacts(run_id, train_path, "checkpoints")
             self.tracker.end_run(run_id, "FINISHED")
         self._safely("run end", end)
 

@@ -43,7 +43,8 @@ def param_space(space: SearchSpace, **constants: Any) -> dict[str, Any]:
     return {**sections, "seeds": list(space.seeds), **constants}
 
 
-NOT_CONFIGURATION = ("seeds", TRIAL_INDEX, "run_name", "role", "success_threshold", "max_steps", "checkpoint_interval")
+NOT_CONFIGURATION = ("seeds", TRIAL_INDEX, "run_name", "role", "success_threshold", "max_steps", "checkpoint_interval",
+                     "ray_train")
 """Trial-config keys that say how a configuration is run, not what it is."""
 
 

@@ -42,12 +42,16 @@ class RunSettings:
     """Steps between trial checkpoints (rounded up to an evaluation step); default every evaluation, 0 = at the end."""
     max_failures: int = 2
     """Times a crashed trial is retried from its latest checkpoint before it counts as failed."""
+    workers: int = 1
+    """Data-parallel Ray Train workers per trial (each with ``threads`` CPUs or ``gpus_per_trial`` GPUs);
+    > 1 runs every trial as a TorchTrainer driven from Tune (tune_jobs/data_parallel.py)."""
     resume: bool = False
     """Continue the interrupted job ``name`` (default: this job's newest one in storage_path) with Tuner.restore."""
 
     def __post_init__(self) -> None:
         for field_name, ok in (("max_concurrent", self.max_concurrent >= 0), ("threads", self.threads >= 1),
                                ("gpus_per_trial", self.gpus_per_trial >= 0), ("max_failures", self.max_failures >= -1),
+                               ("workers", self.workers >= 1),
                                ("checkpoint_interval", self.checkpoint_interval is None or self.checkpoint_interval >= 0)):
             if not ok:
                 raise ValueError(f"{field_name} has an impossible value: {getattr(self, field_name)!r}")
@@ -81,7 +85,12 @@ class RunSettings:
         return self.storage_path if is_uri(self.storage_path) else str(Path(self.storage_path).expanduser().resolve())
 
     def resources(self) -> dict[str, float]:
-        """Ray resources of one trial."""
+        """Ray resources of one trial: its CPUs and GPUs, or, for a data-parallel trial, one driver
+        slot (its workers take the CPUs and GPUs)."""
+        from tune_jobs.data_parallel import DRIVER_RESOURCE
+
+        if self.workers > 1:
+            return {"cpu": 0, DRIVER_RESOURCE: 1}
         return {"cpu": self.threads, "gpu": self.gpus_per_trial}
 
     def start_ray(self) -> int:
@@ -89,23 +98,30 @@ class RunSettings:
         import ray
 
         from mlflow_utils import resolve_tracking_uri
+        from tune_jobs.data_parallel import DRIVER_RESOURCE, DRIVER_SLOTS
 
         if not ray.is_initialized():
             address = self.ray_address or os.environ.get("RAY_ADDRESS")
             # every worker sees the job's absolute tracking URI (user code in a trial may log to it)
             runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": resolve_tracking_uri(self.tracking_uri)}}
+            local = {} if address else {"resources": {DRIVER_RESOURCE: DRIVER_SLOTS}}
             try:
-                ray.init(address=address, include_dashboard=False, configure_logging=False, runtime_env=runtime_env)
+                ray.init(address=address, include_dashboard=False, configure_logging=False, runtime_env=runtime_env,
+                         **local)
             except ConnectionError as error:
                 raise ConnectionError(
                     f"ray_address {address!r}: cannot join the Ray cluster ({error}). Ray >= 2.59 clusters use "
                     "token authentication: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) "
                     "before starting the job; for `make cluster-up`'s cluster: . .cluster/cluster.env") from error
+        if self.workers > 1 and not ray.cluster_resources().get(DRIVER_RESOURCE):
+            raise ValueError(f"workers={self.workers}: data-parallel trials need the custom resource "
+                             f"{DRIVER_RESOURCE!r} on a node of the cluster (e.g. ray start --head "
+                             f"--resources='{{\"{DRIVER_RESOURCE}\": {DRIVER_SLOTS}}}')")
         if self.max_concurrent:
             return self.max_concurrent
         if self.gpus_per_trial > 0:
-            return max(1, int(ray.cluster_resources().get("GPU", 0) // self.gpus_per_trial))
-        return max(1, int(ray.cluster_resources().get("CPU", 1) // self.threads))
+            return max(1, int(ray.cluster_resources().get("GPU", 0) // (self.gpus_per_trial * self.workers)))
+        return max(1, int(ray.cluster_resources().get("CPU", 1) // (self.threads * self.workers)))
 
 
 def fit(settings: RunSettings, trainable: Callable[[dict], None], param_space: dict[str, Any], *, name: str,
@@ -123,14 +139,21 @@ def fit(settings: RunSettings, trainable: Callable[[dict], None], param_space: d
     """
     from ray import tune
 
+    from tune_jobs.data_parallel import RAY_TRAIN, data_parallel, worker_loop_for
     from tune_jobs.mlflow_callback import MlflowTrialRuns
 
+    worker_loop = worker_loop_for(trainable) if settings.workers > 1 else None
     concurrent = settings.start_ray()
     callback = MlflowTrialRuns(tracker, config_of) if config_of else MlflowTrialRuns(tracker)
+    storage = settings.storage()
     if settings.checkpoint_interval is not None:
         param_space = {**param_space, "checkpoint_interval": settings.checkpoint_interval}
+    if settings.workers > 1:
+        param_space = {**param_space, RAY_TRAIN: {
+            "workers": settings.workers, "cpus_per_worker": settings.threads,
+            "gpus_per_worker": settings.gpus_per_trial, "storage": f"{storage.rstrip('/')}/{name}/ray_train"}}
+        trainable = data_parallel(worker_loop)
     trainable = tune.with_resources(trainable, settings.resources())
-    storage = settings.storage()
     check_shared_storage(storage)
     if settings.resume:
         tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{name}", trainable, resume_unfinished=True,

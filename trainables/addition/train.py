@@ -62,7 +62,8 @@ class TrainResult:
 
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path | None = None,
           report: Reporter | None = None, log_every: int = 0, max_steps: int | None = None,
-          checkpoint_interval: int = 0, resume_from: str | Path | None = None) -> TrainResult:
+          checkpoint_interval: int = 0, resume_from: str | Path | None = None, shard: tuple[int, int] = (0, 1),
+          prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> TrainResult:
     """Train one addition model and evaluate it on validation as it goes.
 
     Args:
@@ -83,6 +84,12 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             ``eval_interval``; 0: only after the last step). Needs ``out_dir``.
         resume_from: a folder whose ``last.pt`` (written by this function with the same configs)
             the run continues from; the steps after it are trained, reported and checkpointed.
+        shard: (rank, world size) of data-parallel training: every rank draws the same global batch
+            and trains on its ``batch_size / world`` rows; ``prepare`` must then wrap the model so
+            gradients are averaged (DistributedDataParallel), and the reported loss is the global
+            batch's. With equal shards this is the one-process run up to floating-point reordering.
+        prepare: wraps the built model for training (e.g. ``ray.train.torch.prepare_model``); applied
+            before ``torch.compile``.
 
     Returns:
         TrainResult with the best validation exact match, its step and the full metric history
@@ -90,7 +97,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
 
     Raises:
         ValueError: ``checkpoint_interval`` is negative or not a multiple of ``eval_interval``, or
-            is set without ``out_dir``; ``resume_from``'s checkpoint was written with other configs.
+            is set without ``out_dir``; ``resume_from``'s checkpoint was written with other configs;
+            ``batch_size`` does not split evenly over ``shard``'s world size.
         FileNotFoundError: ``resume_from`` has no ``last.pt``.
     """
     cfg = train_config
@@ -99,6 +107,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
                          f"({cfg.eval_interval}), got {checkpoint_interval!r}")
     if checkpoint_interval and out_dir is None:
         raise ValueError("checkpoint_interval is set but out_dir is None: checkpoints need a folder")
+    if cfg.batch_size % shard[1]:
+        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {shard[1]} data-parallel workers")
     torch.set_num_threads(cfg.threads)
     val_pairs, test_pairs = build_holdout(cfg.seed, cfg.val_size, cfg.test_size)
     holdout = set(map(tuple, torch.cat([val_pairs, test_pairs]).tolist()))
@@ -111,13 +121,14 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     run = _RunState()
     if resume_from is not None:
         run = _restore(Path(resume_from) / LAST_CHECKPOINT, model, optimizer, stream, model_config, cfg)
-    forward = torch.compile(model) if cfg.compile else model
+    forward = prepare(model) if prepare is not None else model
+    forward = torch.compile(forward) if cfg.compile else forward
     resumed_at = run.next_step
 
     loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
     last_step = min(cfg.train_steps, max_steps or cfg.train_steps) - 1
     for step in range(run.next_step, last_step + 1):
-        loss = train_step(forward, optimizer, stream, cfg, step)
+        loss = train_step(forward, optimizer, stream, cfg, step, shard)
         run.trace.append(loss)
         loss_sum += loss
         loss_count += 1
@@ -214,10 +225,15 @@ def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimize
 
 
 def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
-                stream: TrainingStream, cfg: TrainConfig, step: int) -> float:
-    """One optimizer step in the reference's order; returns the batch's training loss."""
+               stream: TrainingStream, cfg: TrainConfig, step: int, shard: tuple[int, int] = (0, 1)) -> float:
+    """One optimizer step in the reference's order; returns the (global) batch's training loss.
+    With ``shard`` = (rank, world), this rank trains on its slice of the global batch."""
     a, b = stream.sample(cfg.batch_size, *cfg.digits_at(step))
     x, y = inputs_and_targets(encode(a, b))
+    rank, world = shard
+    if world > 1:
+        rows = cfg.batch_size // world
+        x, y = x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
     x, y = x.to(cfg.device), y.to(cfg.device)
     lr = cfg.lr_at(step)
     for group in optimizer.param_groups:
@@ -232,6 +248,10 @@ def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
     optimizer.step()
+    if world > 1:  # every row scores the same number of tokens: the global loss is the mean of the shards'
+        loss = loss.detach().clone()
+        torch.distributed.all_reduce(loss)
+        return loss.item() / world
     return loss.item()
 
 
