@@ -122,7 +122,8 @@ test-slow: $(STAMP)
 
 # Fault injection: killed trial process, killed driver then RESUME, killed worker node, MLflow outage
 test-faults: $(STAMP)
-	$(PY) -m pytest -q -m faults
+	REPROTUNE_FAULT_FIGURES=$(CURDIR)/fault-figures.jsonl $(PY) -m pytest -q -m faults
+	@tail -5 $(CURDIR)/fault-figures.jsonl
 
 clean:
 	rm -rf ray_results mlartifacts mlruns.db .pytest_cache

@@ -220,3 +220,20 @@ class MlflowServer:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(30)
+
+
+def record(scenario: str, **figures: object) -> None:
+    """Append a scenario's measured figures to $REPROTUNE_FAULT_FIGURES (JSON lines) when it is set
+    (``make test-faults`` sets it; the README's table quotes them)."""
+    path = os.environ.get("REPROTUNE_FAULT_FIGURES")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({"scenario": scenario, "at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}) + "\n")
+
+
+def failed_calls(output: str) -> int:
+    """The driver's count of MLflow calls that failed (and were retried), from its last line about it."""
+    import re
+
+    counts = re.findall(r"MLflow calls that failed: (\d+)", output)
+    return int(counts[-1]) if counts else -1
