@@ -65,6 +65,20 @@ def addition_worker(config: dict[str, Any]) -> None:
                  shard=(context.get_world_rank(), context.get_world_size()), prepare=prepare_model)
 
 
+def lm_worker(config: dict[str, Any]) -> None:
+    """One Ray Train worker of a data-parallel language-model trial: its shard of every global batch
+    of windows, gradients averaged by DistributedDataParallel (``ray.train.torch.prepare_model``).
+    Every worker prepares the data itself (the tokenizer cache is written atomically)."""
+    import ray.train
+    from ray.train.torch import prepare_model
+
+    from tune_jobs.lm_trial import run_lm
+
+    context = ray.train.get_context()
+    run_lm(config, ray.train.report, ray.train.get_checkpoint, ray.train.Checkpoint,
+           shard=(context.get_world_rank(), context.get_world_size()), prepare=prepare_model)
+
+
 def worker_loop_for(trainable: Callable[[dict], None]) -> Callable[[dict], None]:
     """The Ray Train worker loop of a job's Tune trainable.
 
@@ -72,8 +86,9 @@ def worker_loop_for(trainable: Callable[[dict], None]) -> Callable[[dict], None]
         ValueError: the trainable has no data-parallel version (names it and those that do).
     """
     from tune_jobs.addition_trial import addition_trial
+    from tune_jobs.lm_trial import lm_trial
 
-    loops = {addition_trial: addition_worker}
+    loops = {addition_trial: addition_worker, lm_trial: lm_worker}
     if trainable not in loops:
         raise ValueError(f"workers > 1: the trainable {getattr(trainable, '__name__', trainable)!r} has no "
                          f"data-parallel version; those that do: {', '.join(t.__name__ for t in loops)}")

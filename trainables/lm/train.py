@@ -9,6 +9,11 @@ At an evaluation the model scores ``eval_bytes`` of validation text and as much 
 each sampled as ``eval_pieces`` line-aligned chunks spread over its split
 (``trainables.lm.evaluate``); their difference in bits per byte is the generalization gap. Diagnostics (``trainables.diagnostics``) are timed, and their
 share of the run's wall time is reported as ``perf/diagnostics_share``.
+
+Data parallelism (``train(..., shard=(rank, world), prepare=...)``, as in the addition trainable):
+every rank draws the same global batch from the same seeded generator and trains on its
+``batch_size / world`` rows through the wrapped (DistributedDataParallel) model; gradients are
+averaged, so with equal shards the run is the one-process run up to floating-point reordering.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import torch.nn.functional as F
 
 from trainables import diagnostics
 from trainables.lm import audits
-from trainables.lm.data import Prepared, prepare
+from trainables.lm.data import Prepared
+from trainables.lm.data import prepare as prepare_data
 from trainables.lm.config import LMRun
 from trainables.lm.evaluate import score_ids
 from trainables.lm.generation import derive_prompts, generation_health
@@ -87,7 +93,8 @@ def _evaluate(model: CausalLM, data: Prepared, run: LMRun) -> dict[str, float]:
 
 
 def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None = None,
-          data: Prepared | None = None) -> LMResult:
+          data: Prepared | None = None, shard: tuple[int, int] = (0, 1),
+          prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> LMResult:
     """Train one language model, evaluating as it goes; see the module doc for the order of work.
 
     Args:
@@ -97,22 +104,40 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
             since the previous evaluation), ``val/{loss,perplexity,bits_per_byte}``,
             ``train_eval/*`` (the same on training text), ``diag/*``, ``perf/*``; the first and last
             add ``data/*`` and ``tok/*``; the last adds ``gen/*``, ``audit/*``, ``audit_reasons``.
-        data: the prepared corpus and tokenizer (``prepare(run)``), to share between runs.
+        data: the prepared corpus and tokenizer (``trainables.lm.data.prepare(run)``), to share
+            between runs.
+        shard: (rank, world size) of data-parallel training: every rank draws the same global batch
+            of ``batch_size`` windows and trains on its ``batch_size / world`` rows; ``prepare`` must
+            then wrap the model so gradients are averaged (DistributedDataParallel), and the
+            reported ``train/loss`` is the global batch's (all-reduced mean of the shards' losses).
+            Every rank evaluates, diagnoses, generates and audits the same (unwrapped) weights; only
+            rank 0 writes ``out_dir`` and passes it to ``report``. With equal shards and
+            ``model.dropout`` 0 this is the one-process run up to floating-point reordering; with
+            dropout > 0 each rank draws its own masks for its own rows, so the run is equivalent in
+            distribution only, never the same numbers.
+        prepare: wraps the built model for the training forward pass only (e.g.
+            ``ray.train.torch.prepare_model``); evaluation, diagnostics, generation and audits use
+            the unwrapped model.
 
     Raises:
-        ConfigError, FileNotFoundError: from ``prepare``.
+        ValueError: ``batch_size`` does not split evenly over ``shard``'s world size (before any work).
+        ConfigError, FileNotFoundError: from ``trainables.lm.data.prepare``.
     """
     cfg = run.train
+    rank, world = shard
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} data-parallel workers")
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
-    data = data or prepare(run)
+    data = data or prepare_data(run)
     model = build_model(run.model, data.tokenizer.get_vocab_size(), cfg.seed, cfg.device)
+    forward = prepare(model) if prepare is not None else model
     optimizer = _optimizer(model, run)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     constants = {**data.record(model), "data/split_overlap": data.overlap}
     result, diag_seconds, loss_sum, loss_count, tick = LMResult(), 0.0, 0.0, 0, time.perf_counter()
     for step in range(cfg.train_steps):
-        loss_sum += _train_step(model, optimizer, data, run, generator, step)
+        loss_sum += _train_step(forward, model, optimizer, data, run, generator, step, shard)
         loss_count += 1
         final = step == cfg.train_steps - 1
         if step % cfg.eval_interval and not final:
@@ -132,26 +157,38 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
         if final:
             metrics.update(_finish(model, data, run, result, metrics))
         result.history.append(metrics)
-        if final and out_dir is not None:
+        writes = final and out_dir is not None and rank == 0
+        if writes:
             _save(Path(out_dir), model, data, run, result)
         if report is not None:
-            report(metrics, Path(out_dir) if final and out_dir is not None else None)
+            report(metrics, Path(out_dir) if writes else None)
         loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
     return result
 
 
-def _train_step(model: CausalLM, optimizer: torch.optim.Optimizer, data: Prepared, run: LMRun,
-                generator: torch.Generator, step: int) -> float:
+def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM, optimizer: torch.optim.Optimizer,
+                data: Prepared, run: LMRun, generator: torch.Generator, step: int,
+                shard: tuple[int, int] = (0, 1)) -> float:
+    """One optimizer step through ``forward`` (the model, or its DDP wrapper); returns the global
+    batch's loss. With ``shard`` = (rank, world), this rank trains on its slice of the global batch."""
     x, y = _batch(data.train_ids, run, generator)
+    rank, world = shard
+    if world > 1:
+        rows = run.train.batch_size // world
+        x, y = x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
     for group in optimizer.param_groups:
         group["lr"] = run.train.lr_at(step)
     optimizer.zero_grad(set_to_none=True)
-    logits = model(x)
+    logits = forward(x)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
     loss.backward()
     if run.train.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), run.train.grad_clip)
     optimizer.step()
+    if world > 1:  # every row scores context_length tokens: the global loss is the mean of the shards'
+        loss = loss.detach().clone()
+        torch.distributed.all_reduce(loss)
+        return loss.item() / world
     return loss.item()
 
 
