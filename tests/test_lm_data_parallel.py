@@ -115,3 +115,4 @@ def test_a_vocab_sweep_with_two_workers_runs_each_trial_as_a_torch_trainer(local
     assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")} >= {"checkpoints/model.pt",
                                                                                          "checkpoints/tokenizer.json"}
     assert (tmp_path / "ray_results" / "lm-dp-sweep" / "ray_train").is_dir()
+    assert "completions.json" in {a.path for a in client.list_artifacts(run.info.run_id)}  # from the Train folder

@@ -60,6 +60,7 @@ def addition_worker(config: dict[str, Any]) -> None:
 
     from tune_jobs.addition_trial import run_addition
 
+    _use_own_gpu()
     context = ray.train.get_context()
     run_addition(config, ray.train.report, ray.train.get_checkpoint, ray.train.Checkpoint,
                  shard=(context.get_world_rank(), context.get_world_size()), prepare=prepare_model)
@@ -74,6 +75,7 @@ def lm_worker(config: dict[str, Any]) -> None:
 
     from tune_jobs.lm_trial import run_lm
 
+    _use_own_gpu()
     context = ray.train.get_context()
     run_lm(config, ray.train.report, ray.train.get_checkpoint, ray.train.Checkpoint,
            shard=(context.get_world_rank(), context.get_world_size()), prepare=prepare_model)
@@ -93,3 +95,15 @@ def worker_loop_for(trainable: Callable[[dict], None]) -> Callable[[dict], None]
         raise ValueError(f"workers > 1: the trainable {getattr(trainable, '__name__', trainable)!r} has no "
                          f"data-parallel version; those that do: {', '.join(t.__name__ for t in loops)}")
     return loops[trainable]
+
+
+def _use_own_gpu() -> None:
+    """Make ``cuda`` (the trainables' device name) mean this worker's GPU: Ray Train shows a node's
+    workers all of their GPUs, and the default device would be the first for every rank. (Not run
+    here: this machine has no GPU.)"""
+    import torch
+    from ray.train.torch import get_device
+
+    device = get_device()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)

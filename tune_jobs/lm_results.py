@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +66,11 @@ def log_trial_outputs(tracker: "SweepTracker", results: "ResultGrid", run_ids: d
     """
     for result in results:
         run_id = run_ids.get((result.metrics or {}).get("trial_id"))
-        if run_id is None or result.checkpoint is None:
+        train_path = (result.metrics or {}).get("checkpoint_path")  # a data-parallel trial's (Ray Train) folder
+        if run_id is None or (result.checkpoint is None and not train_path):
             continue
         try:
-            with result.checkpoint.as_directory() as folder:
+            with (result.checkpoint.as_directory() if result.checkpoint else nullcontext(train_path)) as folder:
                 rows = json.loads((Path(folder) / "completions.json").read_text())
                 tracker.log_table(pd.DataFrame(rows), "completions", run_id)
             if result.metrics.get("audit_reasons"):
