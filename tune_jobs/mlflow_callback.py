@@ -67,9 +67,10 @@ class MlflowTrialRuns(tune.Callback):
         return {"sweep_id": self.tracker.sweep_id}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        live = _LIVE.get(state["sweep_id"])
+        sweep_id = state["sweep_id"] if "sweep_id" in state else state["tracker"].sweep_id  # pickled by an older version
+        live = _LIVE.get(sweep_id)
         if live is None:
-            raise RuntimeError(f"sweep {state['sweep_id']!r} is restored without its MLflow tracker; "
+            raise RuntimeError(f"sweep {sweep_id!r} is restored without its MLflow tracker; "
                                "restore it through tune_jobs.settings.fit")
         self.__dict__ = live.__dict__
 
