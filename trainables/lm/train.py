@@ -14,6 +14,13 @@ Data parallelism (``train(..., shard=(rank, world), prepare=...)``, as in the ad
 every rank draws the same global batch from the same seeded generator and trains on its
 ``batch_size / world`` rows through the wrapped (DistributedDataParallel) model; gradients are
 averaged, so with equal shards the run is the one-process run up to floating-point reordering.
+
+Checkpoints (``train(..., checkpoint_interval=k, resume_from=folder)``, as in the addition trainable):
+every ``k`` steps (at evaluations) and after the last step rank 0 writes ``model.pt`` whose ``resume``
+entry holds what a continued run needs: AdamW state, the window generator's state, torch's global RNG
+state (dropout masks draw from it), the metric history and the diagnostics time so far. A run resumed
+from it ends bit-identical (same device and thread count) to one never stopped. The final
+``model.pt`` keeps no optimizer state (nothing is left to train), only what re-reporting the result needs.
 """
 
 from __future__ import annotations
@@ -40,7 +47,11 @@ from trainables.lm.model import CausalLM, build_model
 from trainables.provenance import provenance
 
 Reporter = Callable[[dict[str, Any], Optional[Path]], None]
-"""Called at every evaluation with flat metrics and, on the last one, the output folder."""
+"""Called at every evaluation with flat metrics and, after a checkpoint is written (every
+``checkpoint_interval`` steps and after the last step; rank 0 only), the output folder."""
+
+MODEL_FILE = "model.pt"
+"""The weights, the run's sections and (key ``resume``) the state a resumed run continues from."""
 
 
 @dataclass
@@ -94,16 +105,19 @@ def _evaluate(model: CausalLM, data: Prepared, run: LMRun) -> dict[str, float]:
 
 def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None = None,
           data: Prepared | None = None, shard: tuple[int, int] = (0, 1),
-          prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> LMResult:
+          prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+          checkpoint_interval: int = 0, resume_from: str | Path | None = None) -> LMResult:
     """Train one language model, evaluating as it goes; see the module doc for the order of work.
 
     Args:
         run: every setting (``trainables.lm.config``).
-        out_dir: folder for model.pt, tokenizer.json, completions.json, run.json; None writes nothing.
+        out_dir: folder for model.pt, tokenizer.json, completions.json, run.json (and the
+            intermediate checkpoints' model.pt); None writes nothing.
         report: called after each evaluation with ``step``, ``lr``, ``train/loss`` (mean batch loss
             since the previous evaluation), ``val/{loss,perplexity,bits_per_byte}``,
             ``train_eval/*`` (the same on training text), ``diag/*``, ``perf/*``; the first and last
             add ``data/*`` and ``tok/*``; the last adds ``gen/*``, ``audit/*``, ``audit_reasons``.
+            Calls that follow a checkpoint pass its folder (``out_dir``; rank 0 only), else None.
         data: the prepared corpus and tokenizer (``trainables.lm.data.prepare(run)``), to share
             between runs.
         shard: (rank, world size) of data-parallel training: every rank draws the same global batch
@@ -118,25 +132,50 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
         prepare: wraps the built model for the training forward pass only (e.g.
             ``ray.train.torch.prepare_model``); evaluation, diagnostics, generation and audits use
             the unwrapped model.
+        checkpoint_interval: write the resumable ``model.pt`` every this many steps (a multiple of
+            ``eval_interval``; 0: only after the last step, which always writes it). Needs ``out_dir``.
+        resume_from: a folder whose ``model.pt`` (written by this function with the same sections)
+            the run continues from: the steps after it are trained, reported and checkpointed, and
+            the history holds every evaluation since step 0. Resuming from the final checkpoint
+            trains nothing and reports the final result again (with ``out_dir`` on rank 0, after
+            copying the folder's outputs there). Every data-parallel rank resumes from the same
+            (rank 0's) checkpoint: all ranks hold the same weights, optimizer and generator states.
 
     Raises:
-        ValueError: ``batch_size`` does not split evenly over ``shard``'s world size (before any work).
+        ValueError: ``batch_size`` does not split evenly over ``shard``'s world size,
+            ``checkpoint_interval`` is negative or not a multiple of ``eval_interval`` or is set
+            without ``out_dir``, or ``resume_from``'s checkpoint was written with other sections
+            (the message names the differences; all before any work), or on other data (checksums).
+        FileNotFoundError: ``resume_from`` has no ``model.pt`` (before any work).
         ConfigError, FileNotFoundError: from ``trainables.lm.data.prepare``.
     """
     cfg = run.train
     rank, world = shard
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} data-parallel workers")
+    if (not isinstance(checkpoint_interval, int) or checkpoint_interval < 0
+            or checkpoint_interval % cfg.eval_interval):
+        raise ValueError(f"checkpoint_interval must be a non-negative multiple of eval_interval "
+                         f"({cfg.eval_interval}), got {checkpoint_interval!r}")
+    if checkpoint_interval and out_dir is None:
+        raise ValueError("checkpoint_interval is set but out_dir is None: checkpoints need a folder")
+    saved = _load_resumable(Path(resume_from) / MODEL_FILE, run) if resume_from is not None else None
     torch.set_num_threads(cfg.threads)
-    started = time.perf_counter()
+    started = time.perf_counter() - (saved["resume"]["elapsed_seconds"] if saved else 0.0)
     data = data or prepare_data(run)
     model = build_model(run.model, data.tokenizer.get_vocab_size(), cfg.seed, cfg.device)
-    forward = prepare(model) if prepare is not None else model
     optimizer = _optimizer(model, run)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     constants = {**data.record(model), "data/split_overlap": data.overlap}
-    result, diag_seconds, loss_sum, loss_count, tick = LMResult(), 0.0, 0.0, 0, time.perf_counter()
-    for step in range(cfg.train_steps):
+    out = Path(out_dir) if out_dir is not None else None
+    result, diag_seconds, next_step = LMResult(), 0.0, 0
+    if saved is not None:
+        next_step, diag_seconds = _restore(saved, model, optimizer, generator, data, result, run)
+    forward = prepare(model) if prepare is not None else model
+    if saved is not None:  # last, so nothing between here and the first step draws from it
+        _set_rng_state(saved["resume"], cfg.device)
+    loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
+    for step in range(next_step, cfg.train_steps):
         loss_sum += _train_step(forward, model, optimizer, data, run, generator, step, shard)
         loss_count += 1
         final = step == cfg.train_steps - 1
@@ -157,13 +196,92 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
         if final:
             metrics.update(_finish(model, data, run, result, metrics))
         result.history.append(metrics)
-        writes = final and out_dir is not None and rank == 0
+        checkpointed = out is not None and (final or (checkpoint_interval and step % checkpoint_interval == 0))
+        writes = checkpointed and rank == 0
         if writes:
-            _save(Path(out_dir), model, data, run, result)
+            resume = _resume_state(optimizer, generator, result, diag_seconds, time.perf_counter() - started,
+                                   cfg.device, final)
+            if final:
+                _save(out, model, data, run, result, step, resume)
+            else:
+                _save_model(out, model, data, run, result, step, resume)
         if report is not None:
-            report(metrics, Path(out_dir) if writes else None)
+            report(metrics, out if writes else None)
         loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
+    if saved is not None and next_step == cfg.train_steps:  # resumed from the final checkpoint
+        writes = out is not None and rank == 0
+        if writes and out.resolve() != Path(resume_from).resolve():
+            shutil.copytree(resume_from, out, dirs_exist_ok=True)
+        if report is not None:
+            report(result.history[-1], out if writes else None)
     return result
+
+
+def _resume_state(optimizer: torch.optim.Optimizer, generator: torch.Generator, result: LMResult,
+                  diag_seconds: float, elapsed_seconds: float, device: str, final: bool) -> dict[str, Any]:
+    """The ``resume`` entry of model.pt (no optimizer, generator or RNG state after the last step)."""
+    resume: dict[str, Any] = {"history": result.history, "completions": result.completions, "flags": result.flags,
+                              "diagnostics_seconds": diag_seconds, "elapsed_seconds": elapsed_seconds}
+    if not final:
+        resume.update(optimizer_state=optimizer.state_dict(), generator_state=generator.get_state(),
+                      rng_state=torch.get_rng_state())
+        if torch.device(device).type == "cuda":
+            resume["cuda_rng_state"] = torch.cuda.get_rng_state(device)
+    return resume
+
+
+def _load_resumable(path: Path, run: LMRun) -> dict[str, Any]:
+    """The checkpoint at ``path``, checked against ``run`` (before any data is prepared).
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        ValueError: it was written with other sections, or holds no resume state.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"resume_from: no checkpoint at {path}")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    now, before = run.to_sections(), saved.get("run") or {}
+    diff = {f"{section}.{name}": (before.get(section, {}).get(name), value)
+            for section, fields in now.items() for name, value in fields.items()
+            if before.get(section, {}).get(name) != value}
+    if diff:
+        raise ValueError(f"resume_from: {path} was written with other configs (saved, now): {diff}")
+    if "resume" not in saved:
+        raise ValueError(f"resume_from: {path} holds no resume state (not written by train())")
+    return saved
+
+
+def _restore(saved: dict[str, Any], model: CausalLM, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+             data: Prepared, result: LMResult, run: LMRun) -> tuple[int, float]:
+    """Load a checked checkpoint into the fresh model, optimizer, generator and result; returns
+    (next step, diagnostics seconds so far).
+
+    Raises:
+        ValueError: the prepared data's checksums differ from the checkpoint's.
+    """
+    checksums = ("data/train_sha256", "data/val_sha256")
+    record = data.split.record()
+    if any(saved["data"].get(k) != record[k] for k in checksums):
+        raise ValueError(f"resume_from: the checkpoint was trained on other data (saved, now): "
+                         f"{ {k: (saved['data'].get(k), record[k]) for k in checksums} }")
+    resume = saved["resume"]
+    model.load_state_dict({k: v.to(run.train.device) for k, v in saved["model_state"].items()})
+    next_step = int(saved["step"]) + 1
+    if next_step < run.train.train_steps:
+        optimizer.load_state_dict(resume["optimizer_state"])
+        generator.set_state(resume["generator_state"])
+    result.history = list(resume["history"])
+    result.completions = list(resume["completions"])
+    result.flags = dict(resume["flags"])
+    return next_step, float(resume["diagnostics_seconds"])
+
+
+def _set_rng_state(resume: dict[str, Any], device: str) -> None:
+    """Torch's global RNG (dropout masks) as it was at the checkpoint (a final one keeps none)."""
+    if "rng_state" in resume:
+        torch.set_rng_state(resume["rng_state"])
+    if "cuda_rng_state" in resume:
+        torch.cuda.set_rng_state(resume["cuda_rng_state"], device)
 
 
 def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM, optimizer: torch.optim.Optimizer,
@@ -219,13 +337,22 @@ def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last:
                 f"{k}: {v}" for k, v in result.flags.items())}
 
 
-def _save(out: Path, model: CausalLM, data: Prepared, run: LMRun, result: LMResult) -> None:
-    """model.pt (state, sections, vocab size, provenance), tokenizer.json, completions.json, run.json."""
+def _save_model(out: Path, model: CausalLM, data: Prepared, run: LMRun, result: LMResult, step: int,
+                resume: dict[str, Any]) -> dict[str, Any]:
+    """model.pt: state, sections, vocab size, provenance, data record, audit flags, 0-based ``step``
+    and the ``resume`` state; returns the metadata (all but state, step and resume)."""
     out.mkdir(parents=True, exist_ok=True)
     meta = {"run": run.to_sections(), "vocab_size": data.tokenizer.get_vocab_size(),
             "provenance": provenance(run.train.device, run.train.threads),
             "data": {k: v for k, v in data.split.record().items()}, "flags": result.flags}
-    torch.save({"model_state": model.state_dict(), **meta}, out / "model.pt")
+    torch.save({"model_state": model.state_dict(), **meta, "step": step, "resume": resume}, out / MODEL_FILE)
+    return meta
+
+
+def _save(out: Path, model: CausalLM, data: Prepared, run: LMRun, result: LMResult, step: int,
+          resume: dict[str, Any]) -> None:
+    """model.pt (see ``_save_model``), tokenizer.json, completions.json, run.json."""
+    meta = _save_model(out, model, data, run, result, step, resume)
     shutil.copyfile(data.tokenizer_path, out / "tokenizer.json")
     (out / "completions.json").write_text(json.dumps(result.completions, indent=1, ensure_ascii=False))
     (out / "run.json").write_text(json.dumps(meta, indent=1, default=str))
