@@ -131,3 +131,51 @@ def test_bad_checkpoint_interval_is_refused_before_any_work(tmp_path, interval, 
     with pytest.raises(ValueError, match=match):
         train(run, tmp_path / out if out else None, checkpoint_interval=interval)
     assert not list(tmp_path.iterdir())
+
+
+class _Checkpoint:
+    """Stands in for ``ray.tune.Checkpoint``: a folder, copied when reported (as Tune persists it)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @classmethod
+    def from_directory(cls, path):
+        return cls(path)
+
+    def as_directory(self):
+        from contextlib import nullcontext
+        return nullcontext(self.path)
+
+
+def test_run_lm_hands_over_checkpoints_and_a_retried_trial_resumes_from_the_latest(tmp_path, monkeypatch):
+    import shutil
+
+    from trainables.lm.tokenizer import CACHE_ENV
+    from tune_jobs.lm_trial import run_lm
+    from tune_jobs.search import OBJECTIVE
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    config = {**TINY, "seeds": [0], "checkpoint_interval": 5}  # rounded up to 8
+    stored = []
+
+    def report_to(result, checkpoint=None):
+        if checkpoint is not None:  # persist it like Tune, then die once after the checkpoint at step 16
+            stored.append(shutil.copytree(checkpoint.path, tmp_path / f"stored{len(stored)}"))
+        if result["step"] == 16 and not resumed:
+            raise Interrupted
+        results.append(result)
+
+    results, resumed = [], False
+    run_lm(config, lambda result, checkpoint=None: results.append(result), None, _Checkpoint)
+    whole, results = results, []
+    with pytest.raises(Interrupted):
+        run_lm(config, report_to, lambda: None, _Checkpoint)
+    assert [torch.load(folder / MODEL_FILE, weights_only=True)["step"] for folder in stored] == [0, 8, 16]
+    resumed = True
+    run_lm(config, report_to, lambda: _Checkpoint(stored[-1]), _Checkpoint)
+    assert [r["step"] for r in results] == [0, 4, 8, 12, 20, 23]
+    assert all(r["resumed_from_step"] == 16.0 for r in results[4:])
+    assert results[-1]["val/bits_per_byte"] == whole[-1]["val/bits_per_byte"]
+    assert results[-1][OBJECTIVE] == whole[-1][OBJECTIVE]
+    assert {p.name for p in stored[-1].iterdir()} == {"model.pt", "tokenizer.json", "completions.json", "run.json"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -10,7 +11,7 @@ import torch
 from ray import tune
 
 from trainables.lm.config import SECTIONS, LMRun
-from trainables.lm.train import train
+from trainables.lm.train import MODEL_FILE, train
 from trainables.provenance import provenance
 from tune_jobs.search import OBJECTIVE, config_id, seed_of
 
@@ -22,8 +23,12 @@ def lm_trial(config: dict[str, Any]) -> None:
     """Train the trial's configuration with its replicate seed, reporting at every evaluation.
 
     Each report carries the trainable's metrics, the Optuna ``objective`` (minus validation bits
-    per byte: higher is better), ``config_id``, ``seed`` and ``env/*`` provenance strings; the last
-    one carries the output folder (model.pt, tokenizer.json, completions.json, run.json).
+    per byte: higher is better), ``config_id``, ``seed`` and ``env/*`` provenance strings. Every
+    ``checkpoint_interval`` steps (config key; default every evaluation, 0 = only at the end, else
+    rounded up to a multiple of ``train.eval_interval``) a report carries the checkpoint folder
+    (model.pt with the resume state); the last one carries the output folder (model.pt,
+    tokenizer.json, completions.json, run.json). A retried or restored trial continues from Tune's
+    latest checkpoint, bit-identical to a run never stopped, and reports ``resumed_from_step``.
     """
     run_lm(config, tune.report, tune.get_checkpoint, tune.Checkpoint)
 
@@ -32,16 +37,16 @@ def run_lm(config: dict[str, Any], report_to: Callable[..., None], get_checkpoin
            checkpoint_type: Any, shard: tuple[int, int] = (0, 1),
            prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> None:
     """The body of ``lm_trial`` for any reporting API: Tune's (a trial) or Ray Train's (one
-    data-parallel worker of rank ``shard[0]``; only rank 0 writes and hands over the output folder).
-
-    ``get_checkpoint`` is accepted for symmetry with ``run_addition`` but not called: LM runs keep no
-    resumable state, so a retried trial starts again from step 0 (same seed, same numbers).
+    data-parallel worker of rank ``shard[0]``; only rank 0 writes and hands over checkpoints, and
+    every rank resumes from the one ``get_checkpoint`` returns). ``get_checkpoint`` None: never resume.
     """
-    del get_checkpoint  # no resume for the LM trainable (see the docstring)
     seed = seed_of(config)
     run = LMRun.from_sections({s: config[s] for s in SECTIONS if s in config}, train={"seed": seed})
     constant = {"seed": seed, "config_id": config_id(config),
                 **{f"env/{k}": v for k, v in provenance(run.train.device, run.train.threads).items()}}
+    interval = config.get("checkpoint_interval")
+    every = run.train.eval_interval
+    interval = every if interval is None else -(-int(interval) // every) * every  # up to an evaluation step
 
     def report(metrics: dict[str, Any], out_dir: Path | None) -> None:
         result = {**metrics, OBJECTIVE: -metrics["val/bits_per_byte"], **constant}
@@ -49,4 +54,12 @@ def run_lm(config: dict[str, Any], report_to: Callable[..., None], get_checkpoin
         report_to(result, checkpoint=checkpoint_type.from_directory(str(out_dir)) if handed else None)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-lm-") as out_dir:
-        train(run, out_dir, report, shard=shard, prepare=prepare)
+        resume_from = None
+        checkpoint = get_checkpoint() if get_checkpoint is not None else None
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                shutil.copytree(folder, out_dir, dirs_exist_ok=True)
+            resume_from = out_dir
+            constant["resumed_from_step"] = float(torch.load(Path(out_dir) / MODEL_FILE, weights_only=True)["step"])
+        train(run, out_dir, report, shard=shard, prepare=prepare, checkpoint_interval=interval,
+              resume_from=resume_from)
