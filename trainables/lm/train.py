@@ -164,15 +164,14 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
     started = time.perf_counter() - (saved["resume"]["elapsed_seconds"] if saved else 0.0)
     data = data or prepare_data(run)
     model = build_model(run.model, data.tokenizer.get_vocab_size(), cfg.seed, cfg.device)
+    forward = prepare(model) if prepare is not None else model
     optimizer = _optimizer(model, run)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     constants = {**data.record(model), "data/split_overlap": data.overlap}
     out = Path(out_dir) if out_dir is not None else None
     result, diag_seconds, next_step = LMResult(), 0.0, 0
-    if saved is not None:
+    if saved is not None:  # in place, under any wrapper; the global RNG last, just before the first step
         next_step, diag_seconds = _restore(saved, model, optimizer, generator, data, result, run)
-    forward = prepare(model) if prepare is not None else model
-    if saved is not None:  # last, so nothing between here and the first step draws from it
         _set_rng_state(saved["resume"], cfg.device)
     loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
     for step in range(next_step, cfg.train_steps):
@@ -210,8 +209,10 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
         loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
     if saved is not None and next_step == cfg.train_steps:  # resumed from the final checkpoint
         writes = out is not None and rank == 0
-        if writes and out.resolve() != Path(resume_from).resolve():
-            shutil.copytree(resume_from, out, dirs_exist_ok=True)
+        if writes and out.resolve() != Path(resume_from).resolve():  # the outputs, where this run writes them
+            out.mkdir(parents=True, exist_ok=True)
+            for name in (MODEL_FILE, "tokenizer.json", "completions.json", "run.json"):
+                shutil.copyfile(Path(resume_from) / name, out / name)
         if report is not None:
             report(result.history[-1], out if writes else None)
     return result
