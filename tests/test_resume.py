@@ -74,3 +74,23 @@ def test_bad_checkpoint_interval_is_refused_before_training(tmp_path, interval, 
     with pytest.raises(ValueError, match=match):
         train(MODEL, TRAIN, tmp_path, checkpoint_interval=interval)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_command_line_checkpoints_and_resumes(tmp_path, capsys):
+    import json
+
+    from trainables.addition.__main__ import main
+
+    argv = ["train", "--model.d-model", "6", "--model.d-ff", "12", "--train.seed", "5", "--train.train-steps", "30",
+            "--train.eval-interval", "10", "--train.warmup-steps", "5", "--train.val-size", "64",
+            "--train.test-size", "64", "--train.batch-size", "32", "--train.mode", "fast", "--out-dir", str(tmp_path),
+            "--checkpoint-interval", "10"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert main([*argv, "--resume"]) == 0  # the run is complete: only its final result is printed again
+    again = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["step"] for line in again[:-1]] == [29] and again[-1] == first[-1]
+    assert main(argv[:-4] + ["--resume"]) == 2
+    assert "--resume needs --out-dir" in capsys.readouterr().err
+    assert main([*argv[:-1], "15"]) == 2
+    assert "multiple of eval_interval" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Command line of the addition trainable, without Ray or MLflow.
 
-    python -m trainables.addition train --model.d-model 8 --model.d-ff 28 --train.lr 0.015 --out-dir runs/x
+    python -m trainables.addition train --model.d-model 8 --model.d-ff 28 --train.lr 0.015 --out-dir runs/x \
+        --checkpoint-interval 1000          # after an interruption, the same command with --resume
     python -m trainables.addition evaluate --checkpoint 456p_s43 --protocol 100k
 
 ``--checkpoint`` takes a path or a published checkpoint's short name (456p_s43, 512p), read from
@@ -34,6 +35,10 @@ class Train:
     """Folder for best.pt and last.pt (none written if omitted)."""
     log_every: int = 0
     """Print the training loss every this many steps (0: never)."""
+    checkpoint_interval: int = 0
+    """Write the resumable last.pt every this many steps (a multiple of eval_interval; 0: at the end only)."""
+    resume: bool = False
+    """Continue the run whose last.pt is in out_dir (same configs), bit-identical to one never stopped."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         return 0
-    result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
-                   report=lambda metrics, _: print(json.dumps(metrics), flush=True))
+    if args.resume and args.out_dir is None:
+        print("error: --resume needs --out-dir (the folder holding last.pt)", file=sys.stderr)
+        return 2
+    try:
+        result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
+                       report=lambda metrics, _: print(json.dumps(metrics), flush=True),
+                       checkpoint_interval=args.checkpoint_interval, resume_from=args.out_dir if args.resume else None)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps({"best_val_exact_match": result.best_val_exact_match, "best_step": result.best_step,
                       "test_exact_match": result.test_exact_match}))
     return 0

@@ -27,6 +27,10 @@ class Args(LMRun):
 
     out_dir: Optional[Path] = None
     """Folder for model.pt, tokenizer.json, completions.json and run.json (none written if omitted)."""
+    checkpoint_interval: int = 0
+    """Write the resumable model.pt every this many steps (a multiple of eval_interval; 0: at the end only)."""
+    resume: bool = False
+    """Continue the run whose model.pt is in out_dir (same settings and corpus)."""
 
 
 def _printable(metrics: dict) -> dict:
@@ -36,9 +40,14 @@ def _printable(metrics: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = tyro.cli(Args, args=argv)
     run = LMRun(**{name: getattr(args, name) for name in SECTIONS})
+    if args.resume and args.out_dir is None:
+        print("error: --resume needs --out-dir (the folder holding model.pt)", file=sys.stderr)
+        return 2
     try:
-        result = train(run, args.out_dir, lambda metrics, _folder: print(json.dumps(_printable(metrics)), flush=True))
-    except (ConfigError, FileNotFoundError) as error:
+        result = train(run, args.out_dir, lambda metrics, _folder: print(json.dumps(_printable(metrics)), flush=True),
+                       checkpoint_interval=args.checkpoint_interval,
+                       resume_from=args.out_dir if args.resume else None)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print("audit flags:", json.dumps(result.flags, indent=1) if result.flags else "none")
