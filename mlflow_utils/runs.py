@@ -72,7 +72,6 @@ class SweepTracker:
             run_id = self._adopt_orphan(trial_id, str(tags["config_id"]), str(tags["seed"]), live_trial_ids)
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
-            self._logged_steps.setdefault(run_id, self._existing_steps(run_id))
             return run_id
         all_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: run_name, SWEEP_ID_TAG: self.sweep_id,
                     TRIAL_ID_TAG: trial_id, ROLE_TAG: "trial", **tags}
@@ -98,16 +97,17 @@ class SweepTracker:
                 return run.info.run_id
         return None
 
-    def _existing_steps(self, run_id: str) -> set[int]:
-        """Steps at which the run has any metric (each result is one batch, so any key marks its step)."""
-        keys = self.client.get_run(run_id).data.metrics
-        return {m.step for key in keys for m in self.client.get_metric_history(run_id, key)}
+    def _logged(self, run_id: str) -> set[int]:
+        """Steps at which the run has any metric (each result is one batch, so any key marks its step),
+        read from the store once, then kept up to date by ``log_metrics``."""
+        if run_id not in self._logged_steps:
+            keys = self.client.get_run(run_id).data.metrics
+            self._logged_steps[run_id] = {m.step for key in keys for m in self.client.get_metric_history(run_id, key)}
+        return self._logged_steps[run_id]
 
     def missing_steps(self, run_id: str, steps: list[int]) -> list[int]:
         """Those of ``steps`` at which the run has no metric yet."""
-        logged = self._logged_steps.get(run_id)
-        if logged is None:
-            logged = self._logged_steps[run_id] = self._existing_steps(run_id)
+        logged = self._logged(run_id)
         return [step for step in steps if step not in logged]
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
@@ -118,7 +118,7 @@ class SweepTracker:
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
         """Log finite numeric ``metrics`` at ``step`` in one batch; a step already logged is skipped."""
-        logged = self._logged_steps.setdefault(run_id, set())
+        logged = self._logged(run_id)
         if step in logged:
             return
         stamp = int(time.time() * 1000)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import psutil
+from tune_jobs import cluster
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,17 +76,9 @@ class Sweep:
 
     def kill_ray(self) -> int:
         """SIGKILL every process of this sweep's Ray (found by its temp dir); returns how many."""
-        killed = 0
-        for process in psutil.process_iter(["cmdline", "environ"]):
-            try:
-                line = " ".join(process.info["cmdline"] or [])
-                environ = process.info["environ"] or {}
-                if str(self.tmp) in line or environ.get("RAY_TMPDIR") == str(self.tmp):
-                    process.kill()
-                    killed += 1
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return killed
+        pids = cluster.node_processes(self.tmp, marker_var="RAY_TMPDIR")
+        cluster.stop_processes(pids, grace_s=0)
+        return len(pids)
 
     def cleanup(self) -> None:
         self.kill_ray()

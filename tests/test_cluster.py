@@ -75,7 +75,7 @@ def test_node_processes_selects_by_marker_not_by_mention(tmp_path):
     bystander = subprocess.Popen(sleep + [str(temp_dir)])  # names the dir, but is no Ray process of ours
     try:
         assert cluster.node_processes(temp_dir) == [ours.pid]
-        cluster._signal_all([ours.pid], grace_s=5)
+        cluster.stop_processes([ours.pid], grace_s=5)
         assert ours.wait(timeout=5) == -15 and bystander.poll() is None
     finally:
         for proc in (ours, bystander):

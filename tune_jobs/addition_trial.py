@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +16,7 @@ from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
 from trainables.provenance import provenance
 from tune_jobs.cluster import NODE_LABEL
 from tune_jobs.search import OBJECTIVE, TIE_BREAK, config_id, seed_of
+from tune_jobs.trial_checkpoints import checkpoint_interval, hand_over, restore_latest
 
 
 def addition_trial(config: dict[str, Any]) -> None:
@@ -46,9 +46,6 @@ def run_addition(config: dict[str, Any], report_to: Callable[..., None], get_che
     protocol = config.get("protocol")
     constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
                 **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
-    interval = config.get("checkpoint_interval")
-    every = train_config.eval_interval
-    interval = every if interval is None else -(-int(interval) // every) * every  # up to an evaluation step
 
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
         best = metrics["val/best_exact_match"]
@@ -57,19 +54,15 @@ def run_addition(config: dict[str, Any], report_to: Callable[..., None], get_che
         if "test/exact_match" in metrics and protocol:
             result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
                                                             train_config.eval_batch_size)
-        handed = checkpoint_dir is not None and shard[0] == 0
-        report_to(result, checkpoint=checkpoint_type.from_directory(str(checkpoint_dir)) if handed else None)
+        hand_over(report_to, checkpoint_type, shard[0], result, checkpoint_dir)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
-        resume_from = None
-        checkpoint = get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                shutil.copytree(folder, out_dir, dirs_exist_ok=True)
-            resume_from = out_dir
-            constant["resumed_from_step"] = float(torch.load(Path(out_dir) / LAST_CHECKPOINT, weights_only=True)["step"])
+        resumed_at = restore_latest(get_checkpoint, out_dir, LAST_CHECKPOINT)
+        if resumed_at is not None:
+            constant["resumed_from_step"] = resumed_at
         train(model_config, train_config, out_dir, report, max_steps=config.get("max_steps"),
-              checkpoint_interval=interval, resume_from=resume_from, shard=shard, prepare=prepare)
+              checkpoint_interval=checkpoint_interval(config, train_config.eval_interval),
+              resume_from=None if resumed_at is None else out_dir, shard=shard, prepare=prepare)
 
 
 def node_tags() -> dict[str, str]:

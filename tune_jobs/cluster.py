@@ -164,11 +164,12 @@ def _alive(pid: int) -> bool:
     return bool(stat) and stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def node_processes(temp_dir: Path) -> list[int]:
-    """Pids of the live processes of the node whose temp dir is ``temp_dir``: those carrying our marker
-    variable naming it (everything ``ray start`` and the raylet spawn inherits it), and Ray processes
-    (``ray::*`` or a program under the ray package) whose command line names ``temp_dir``. Linux ``/proc``."""
-    marker, found = f" {MARKER_VAR}={temp_dir} ", []
+def node_processes(temp_dir: Path, marker_var: str = MARKER_VAR) -> list[int]:
+    """Pids of the live processes of the Ray whose temp dir is ``temp_dir``: those whose environment sets
+    ``marker_var`` to it (everything ``ray start`` and the raylet spawn inherits our marker; a driver's
+    local Ray inherits its ``RAY_TMPDIR``), and Ray processes (``ray::*`` or a program under the ray
+    package) whose command line names ``temp_dir``. Linux ``/proc``."""
+    marker, found = f" {marker_var}={temp_dir} ", []
     for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()):
         if pid == os.getpid() or not _alive(pid):
             continue
@@ -179,7 +180,7 @@ def node_processes(temp_dir: Path) -> list[int]:
     return found
 
 
-def _signal_all(pids: list[int], grace_s: float) -> None:
+def stop_processes(pids: list[int], grace_s: float) -> None:
     """SIGTERM ``pids``, then SIGKILL what is left after ``grace_s`` seconds (``grace_s`` 0: SIGKILL now)."""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5)) if grace_s else ((signal.SIGKILL, 5),):
         for pid in pids:
@@ -305,7 +306,7 @@ def kill_node(root: Path, node: str) -> list[int]:
     if state is None or node not in state["temp_dirs"]:
         raise ClusterError(f"no {node!r} node recorded in {Path(root).resolve()}")
     pids = node_processes(Path(state["temp_dirs"][node]))
-    _signal_all(pids, grace_s=0)
+    stop_processes(pids, grace_s=0)
     return pids
 
 
@@ -320,7 +321,7 @@ def down(root: Path = DEFAULT_ROOT, grace_s: float = 10) -> list[int]:
     for node in reversed(NODES):
         temp_dir = Path(state["temp_dirs"][node])
         node_pids = node_processes(temp_dir)
-        _signal_all(node_pids, grace_s)
+        stop_processes(node_pids, grace_s)
         pids += node_pids
         shutil.rmtree(temp_dir, ignore_errors=True)
     base = Path(state["temp_dirs"]["head"]).parent

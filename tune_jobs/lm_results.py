@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from trainables.lm.audits import FLAGS
+from tune_jobs.mlflow_callback import final_checkpoint_folder
 from tune_jobs.search import config_id, seed_of
 
 if TYPE_CHECKING:
@@ -66,11 +66,12 @@ def log_trial_outputs(tracker: "SweepTracker", results: "ResultGrid", run_ids: d
     """
     for result in results:
         run_id = run_ids.get((result.metrics or {}).get("trial_id"))
-        train_path = (result.metrics or {}).get("checkpoint_path")  # a data-parallel trial's (Ray Train) folder
-        if run_id is None or (result.checkpoint is None and not train_path):
+        if run_id is None:
             continue
         try:
-            with (result.checkpoint.as_directory() if result.checkpoint else nullcontext(train_path)) as folder:
+            with final_checkpoint_folder(result.checkpoint, result.metrics) as folder:
+                if folder is None:
+                    continue
                 rows = json.loads((Path(folder) / "completions.json").read_text())
                 tracker.log_table(pd.DataFrame(rows), "completions", run_id)
             if result.metrics.get("audit_reasons"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +13,7 @@ from trainables.lm.config import SECTIONS, LMRun
 from trainables.lm.train import MODEL_FILE, train
 from trainables.provenance import provenance
 from tune_jobs.search import OBJECTIVE, config_id, seed_of
+from tune_jobs.trial_checkpoints import checkpoint_interval, hand_over, restore_latest
 
 FAILURE_OBJECTIVE = -16.0
 """Objective of a crashed replicate: -16 bits per byte, worse than a uniform guess over bytes (8)."""
@@ -44,22 +44,14 @@ def run_lm(config: dict[str, Any], report_to: Callable[..., None], get_checkpoin
     run = LMRun.from_sections({s: config[s] for s in SECTIONS if s in config}, train={"seed": seed})
     constant = {"seed": seed, "config_id": config_id(config),
                 **{f"env/{k}": v for k, v in provenance(run.train.device, run.train.threads).items()}}
-    interval = config.get("checkpoint_interval")
-    every = run.train.eval_interval
-    interval = every if interval is None else -(-int(interval) // every) * every  # up to an evaluation step
-
     def report(metrics: dict[str, Any], out_dir: Path | None) -> None:
-        result = {**metrics, OBJECTIVE: -metrics["val/bits_per_byte"], **constant}
-        handed = out_dir is not None and shard[0] == 0
-        report_to(result, checkpoint=checkpoint_type.from_directory(str(out_dir)) if handed else None)
+        hand_over(report_to, checkpoint_type, shard[0], {**metrics, OBJECTIVE: -metrics["val/bits_per_byte"],
+                                                         **constant}, out_dir)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-lm-") as out_dir:
-        resume_from = None
-        checkpoint = get_checkpoint() if get_checkpoint is not None else None
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                shutil.copytree(folder, out_dir, dirs_exist_ok=True)
-            resume_from = out_dir
-            constant["resumed_from_step"] = float(torch.load(Path(out_dir) / MODEL_FILE, weights_only=True)["step"])
-        train(run, out_dir, report, shard=shard, prepare=prepare, checkpoint_interval=interval,
-              resume_from=resume_from)
+        resumed_at = restore_latest(get_checkpoint, out_dir, MODEL_FILE)
+        if resumed_at is not None:
+            constant["resumed_from_step"] = resumed_at
+        train(run, out_dir, report, shard=shard, prepare=prepare,
+              checkpoint_interval=checkpoint_interval(config, run.train.eval_interval),
+              resume_from=None if resumed_at is None else out_dir)

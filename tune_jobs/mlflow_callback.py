@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ray import tune
 
@@ -140,16 +141,13 @@ class MlflowTrialRuns(tune.Callback):
         self._safely("metric logging", lambda: self._log_result(trial_id, config, result))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        checkpoint = trial.checkpoint
-        train_path = (trial.last_result or {}).get("checkpoint_path")  # a Ray Train run's, via TuneReportCallback
+        checkpoint, last_result = trial.checkpoint, trial.last_result
 
         def end() -> None:
             run_id = self._run_id(trial)
-            if checkpoint is not None:  # the final checkpoint only: intermediate ones stay in Tune's storage
-                with checkpoint.as_directory() as folder:
+            with final_checkpoint_folder(checkpoint, last_result) as folder:
+                if folder is not None:  # the final checkpoint only: intermediate ones stay in Tune's storage
                     self.tracker.log_artifacts(run_id, folder, "checkpoints")
-            elif train_path and Path(train_path).is_dir():
-                self.tracker.log_artifacts(run_id, train_path, "checkpoints")
             self.tracker.end_run(run_id, "FINISHED")
         self._safely("run end", end)
 
@@ -196,6 +194,19 @@ class MlflowTrialRuns(tune.Callback):
             self._log_result(trial_id, result.config, {k: v for k, v in row.items() if v == v})
         self.tracker.end_run(run_id, expected, error=None if result.error is None else str(result.error))
         return 1
+
+
+@contextmanager
+def final_checkpoint_folder(checkpoint: Any, metrics: dict | None) -> Iterator[str | None]:
+    """A local folder with a trial's latest checkpoint: its Tune checkpoint, else the Ray Train
+    checkpoint a data-parallel trial reports as ``checkpoint_path`` (``TuneReportCallback``); None
+    when there is neither."""
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            yield folder
+        return
+    path = (metrics or {}).get("checkpoint_path")
+    yield path if path and Path(path).is_dir() else None
 
 
 def error_text(trial: Any) -> str:

@@ -31,6 +31,7 @@ from trainables.addition.config import ModelConfig, TrainConfig, to_flat_dict
 from trainables.addition.data import IGNORE_INDEX, PROMPT_LEN, TrainingStream, build_holdout, encode, inputs_and_targets
 from trainables.addition.evaluate import score_pairs
 from trainables.addition.model import build_model
+from trainables.loop import check_run_control, global_loss, shard_rows
 from trainables.provenance import provenance
 
 Reporter = Callable[[dict[str, float], Optional[Path]], None]
@@ -102,13 +103,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
         FileNotFoundError: ``resume_from`` has no ``last.pt``.
     """
     cfg = train_config
-    if checkpoint_interval < 0 or checkpoint_interval % cfg.eval_interval:
-        raise ValueError(f"checkpoint_interval must be a non-negative multiple of eval_interval "
-                         f"({cfg.eval_interval}), got {checkpoint_interval!r}")
-    if checkpoint_interval and out_dir is None:
-        raise ValueError("checkpoint_interval is set but out_dir is None: checkpoints need a folder")
-    if cfg.batch_size % shard[1]:
-        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {shard[1]} data-parallel workers")
+    check_run_control(checkpoint_interval, cfg.eval_interval, out_dir, cfg.batch_size, shard[1])
     torch.set_num_threads(cfg.threads)
     val_pairs, test_pairs = build_holdout(cfg.seed, cfg.val_size, cfg.test_size)
     holdout = set(map(tuple, torch.cat([val_pairs, test_pairs]).tolist()))
@@ -229,11 +224,7 @@ def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch
     """One optimizer step in the reference's order; returns the (global) batch's training loss.
     With ``shard`` = (rank, world), this rank trains on its slice of the global batch."""
     a, b = stream.sample(cfg.batch_size, *cfg.digits_at(step))
-    x, y = inputs_and_targets(encode(a, b))
-    rank, world = shard
-    if world > 1:
-        rows = cfg.batch_size // world
-        x, y = x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
+    x, y = shard_rows(*inputs_and_targets(encode(a, b)), shard)
     x, y = x.to(cfg.device), y.to(cfg.device)
     lr = cfg.lr_at(step)
     for group in optimizer.param_groups:
@@ -248,11 +239,7 @@ def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
     optimizer.step()
-    if world > 1:  # every row scores the same number of tokens: the global loss is the mean of the shards'
-        loss = loss.detach().clone()
-        torch.distributed.all_reduce(loss)
-        return loss.item() / world
-    return loss.item()
+    return global_loss(loss, shard[1])  # every row scores the same answer positions
 
 
 def _test_exact_match(model: torch.nn.Module, best_state: dict[str, Any] | None, test_pairs: torch.Tensor,

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from trainables import diagnostics
 from trainables.lm import audits
+from trainables.loop import check_run_control, global_loss, shard_rows
 from trainables.lm.data import Prepared
 from trainables.lm.data import prepare as prepare_data
 from trainables.lm.config import LMRun
@@ -150,15 +151,8 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
         ConfigError, FileNotFoundError: from ``trainables.lm.data.prepare``.
     """
     cfg = run.train
-    rank, world = shard
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} data-parallel workers")
-    if (not isinstance(checkpoint_interval, int) or checkpoint_interval < 0
-            or checkpoint_interval % cfg.eval_interval):
-        raise ValueError(f"checkpoint_interval must be a non-negative multiple of eval_interval "
-                         f"({cfg.eval_interval}), got {checkpoint_interval!r}")
-    if checkpoint_interval and out_dir is None:
-        raise ValueError("checkpoint_interval is set but out_dir is None: checkpoints need a folder")
+    rank = shard[0]
+    check_run_control(checkpoint_interval, cfg.eval_interval, out_dir, cfg.batch_size, shard[1])
     saved = _load_resumable(Path(resume_from) / MODEL_FILE, run) if resume_from is not None else None
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter() - (saved["resume"]["elapsed_seconds"] if saved else 0.0)
@@ -290,11 +284,7 @@ def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM
                 shard: tuple[int, int] = (0, 1)) -> float:
     """One optimizer step through ``forward`` (the model, or its DDP wrapper); returns the global
     batch's loss. With ``shard`` = (rank, world), this rank trains on its slice of the global batch."""
-    x, y = _batch(data.train_ids, run, generator)
-    rank, world = shard
-    if world > 1:
-        rows = run.train.batch_size // world
-        x, y = x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
+    x, y = shard_rows(*_batch(data.train_ids, run, generator), shard)
     for group in optimizer.param_groups:
         group["lr"] = run.train.lr_at(step)
     optimizer.zero_grad(set_to_none=True)
@@ -304,11 +294,7 @@ def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM
     if run.train.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), run.train.grad_clip)
     optimizer.step()
-    if world > 1:  # every row scores context_length tokens: the global loss is the mean of the shards'
-        loss = loss.detach().clone()
-        torch.distributed.all_reduce(loss)
-        return loss.item() / world
-    return loss.item()
+    return global_loss(loss, shard[1])  # every row scores context_length tokens
 
 
 def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last: dict[str, Any]) -> dict[str, Any]:
