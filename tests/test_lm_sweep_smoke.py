@@ -83,6 +83,7 @@ def test_finished_trials_log_metrics_tables_and_tokenizer(sweep):
             assert key in metrics, key
         assert metrics["audit/causal_leak"] == 0.0 and metrics["tok/unk_rate"] == 0.0
         assert run.data.params["tokenizer.vocab_size"] == "300" and run.data.tags["verdict"]
+        assert run.data.tags["node_id"] and run.data.tags["node"]  # which Ray node trained it
         files = {a.path for a in client.list_artifacts(run_id)}
         assert "completions.json" in files
         table = json.loads(open(client.download_artifacts(run_id, "completions.json")).read())

@@ -14,7 +14,7 @@ from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
 from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
 from trainables.provenance import provenance
-from tune_jobs.cluster import NODE_LABEL
+from tune_jobs.cluster import node_tags
 from tune_jobs.search import OBJECTIVE, TIE_BREAK, config_id, seed_of
 from tune_jobs.trial_checkpoints import checkpoint_interval, hand_over, restore_latest
 
@@ -63,19 +63,6 @@ def run_addition(config: dict[str, Any], report_to: Callable[..., None], get_che
         train(model_config, train_config, out_dir, report, max_steps=config.get("max_steps"),
               checkpoint_interval=checkpoint_interval(config, train_config.eval_interval),
               resume_from=None if resumed_at is None else out_dir, shard=shard, prepare=prepare)
-
-
-def node_tags() -> dict[str, str]:
-    """``env/node_id``, ``env/node_ip`` and ``env/node`` (the node's ``reprotune-node`` label, set by
-    ``make cluster-up``, else its IP) of the Ray node running this process (empty outside Ray)."""
-    import ray
-
-    if not ray.is_initialized():
-        return {}
-    context = ray.get_runtime_context()
-    labels = context.get_node_labels()
-    return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address(),
-            "env/node": labels.get(NODE_LABEL) or ray.util.get_node_ip_address()}
 
 
 def protocol_score(protocol: str, checkpoint_dir: str | Path, best_val_exact_match: float, device: str = "cpu",

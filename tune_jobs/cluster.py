@@ -94,6 +94,19 @@ def node_ports(port: int, node: str) -> dict[str, int]:
     return ports
 
 
+def node_tags() -> dict[str, str]:
+    """``env/node_id``, ``env/node_ip`` and ``env/node`` (the node's ``reprotune-node`` label, set by
+    ``make cluster-up``, else its IP) of the Ray node running this process (empty outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    context = ray.get_runtime_context()
+    labels = context.get_node_labels()
+    return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address(),
+            "env/node": labels.get(NODE_LABEL) or ray.util.get_node_ip_address()}
+
+
 def node_resources(node: str) -> dict[str, int]:
     """Custom resources of a node: its name, and on the head the driver slots of data-parallel trials."""
     from tune_jobs.data_parallel import DRIVER_RESOURCE, DRIVER_SLOTS

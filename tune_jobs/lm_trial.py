@@ -12,6 +12,7 @@ from ray import tune
 from trainables.lm.config import SECTIONS, LMRun
 from trainables.lm.train import MODEL_FILE, train
 from trainables.provenance import provenance
+from tune_jobs.cluster import node_tags
 from tune_jobs.search import OBJECTIVE, config_id, seed_of
 from tune_jobs.trial_checkpoints import checkpoint_interval, hand_over, restore_latest
 
@@ -42,7 +43,7 @@ def run_lm(config: dict[str, Any], report_to: Callable[..., None], get_checkpoin
     """
     seed = seed_of(config)
     run = LMRun.from_sections({s: config[s] for s in SECTIONS if s in config}, train={"seed": seed})
-    constant = {"seed": seed, "config_id": config_id(config),
+    constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
                 **{f"env/{k}": v for k, v in provenance(run.train.device, run.train.threads).items()}}
     def report(metrics: dict[str, Any], out_dir: Path | None) -> None:
         hand_over(report_to, checkpoint_type, shard[0], {**metrics, OBJECTIVE: -metrics["val/bits_per_byte"],
