@@ -36,33 +36,32 @@ CLUSTER_PORT ?= 6390
 MLFLOW_SERVER_PORT ?= 5001
 MLFLOW_SERVER_HOST ?= 127.0.0.1
 
-opt = $(if $(2),$(1) $(2))
+# Every value a user gives reaches the command line single-quoted: the shell never parses it.
+q = '$(subst ','\'',$(1))'
+opt = $(if $(2),$(1) $(call q,$(2)))
 # RESUME=1 continues the job NAME (default: the job's newest one) from Tune's storage with Tuner.restore
 RESUME ?=
 RESUME_ARG = $(if $(filter-out 0,$(RESUME)),--resume)
-SWEEP_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
-  $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--mode,$(MODE)) \
-  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--gpus-per-trial,$(GPUS)) \
-  $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) $(call opt,--experiment,$(EXPERIMENT)) \
-  $(call opt,--tracking-uri,$(TRACKING_URI)) $(call opt,--ray-address,$(RAY_ADDRESS)) \
-  $(call opt,--storage-path,$(STORAGE)) $(RESUME_ARG) $(ARGS)
+# SET="train.lr=0.015 model.d_model=8": fix or re-range fields of the space (TOML values, no spaces inside one)
+SET ?=
+WORKERS ?=
+SETS = $(foreach s,$(SET),--set $(call q,$(s)))
+# The run settings every job takes, from one place: cluster, storage, tracking, names, resume, resources.
+RUN_ARGS = $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
+  $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--workers,$(WORKERS)) $(call opt,--name,$(NAME)) \
+  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) \
+  $(call opt,--ray-address,$(RAY_ADDRESS)) $(call opt,--storage-path,$(STORAGE)) $(RESUME_ARG)
+SWEEP_ARGS = $(SETS) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
+  $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--search-seed,$(SEARCH_SEED))
 
 # Language-model jobs (docs/lm.md): make sweep-vocab CONFIGS=4 SEEDS=3 STEPS=400 CORPUS=stdlib MAX_BYTES=2000000
 CORPUS ?=
 MAX_BYTES ?=
-VOCAB_ARGS = --space $(SPACE) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
-  $(call opt,--train-steps,$(STEPS)) $(call opt,--eval-interval,$(EVAL_INTERVAL)) $(call opt,--corpus,$(CORPUS)) \
-  $(call opt,--max-bytes,$(MAX_BYTES)) $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
-  $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--search-seed,$(SEARCH_SEED)) $(call opt,--name,$(NAME)) \
-  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) \
-  $(call opt,--ray-address,$(RAY_ADDRESS)) $(call opt,--storage-path,$(STORAGE)) $(RESUME_ARG) $(ARGS)
 # A driver joining the local cluster needs its auth token: the env file `make cluster-up` wrote, sourced
 # only when RAY_ADDRESS is the address it records (so another cluster's address gets no local token).
-CLUSTER_ENV = $(if $(RAY_ADDRESS),if grep -qsx 'export RAY_ADDRESS=$(RAY_ADDRESS)' $(CLUSTER_ROOT)/cluster.env; \
+CLUSTER_ENV = $(if $(RAY_ADDRESS),if grep -qsx $(call q,export RAY_ADDRESS=$(RAY_ADDRESS)) $(CLUSTER_ROOT)/cluster.env; \
   then . $(CLUSTER_ROOT)/cluster.env; fi;)
-CROSS_ARGS = $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) $(call opt,--max-bytes,$(MAX_BYTES)) \
-  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--name,$(NAME)) \
-  $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(RESUME_ARG) $(ARGS)
+JOB_PY = $(CLUSTER_ENV) $(PY) -m
 
 .PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab crosslingual evaluate \
   mlflow-ui test test-slow test-faults clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
@@ -77,20 +76,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sweep-addition: $(STAMP)
-	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
+	$(JOB_PY) tune_jobs.sweep_addition --space $(call q,$(SPACE)) $(SWEEP_ARGS) $(call opt,--mode,$(MODE)) $(RUN_ARGS) $(ARGS)
 
 sweep-addition-smoke: SPACE = smoke
 sweep-addition-smoke: CONFIGS := $(or $(CONFIGS),2)
-sweep-addition-smoke: $(STAMP)
-	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_addition $(SWEEP_ARGS)
+sweep-addition-smoke: sweep-addition
 
 # make reproduce CLAIM=512p-s42 [SEEDS=2] [STEPS=300] [THREADS=2] [MODE=fast] [COMMAND_JOB=command_jobs/reference_repo.toml]
 reproduce: $(STAMP)
 	$(if $(CLAIM),,$(error CLAIM=<name> is required; `make claims` lists them))
-	$(PY) -m tune_jobs.reproduce --claim $(CLAIM) $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) \
-	  $(call opt,--threads,$(THREADS)) $(call opt,--mode,$(MODE)) $(call opt,--command-job,$(COMMAND_JOB)) \
-	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--name,$(NAME)) \
-	  $(call opt,--tracking-uri,$(TRACKING_URI)) $(RESUME_ARG) $(ARGS)
+	$(JOB_PY) tune_jobs.reproduce --claim $(call q,$(CLAIM)) $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) \
+	  $(call opt,--mode,$(MODE)) $(call opt,--command-job,$(COMMAND_JOB)) $(RUN_ARGS) $(ARGS)
 
 claims: $(STAMP)
 	$(PY) -m tune_jobs.reproduce --list
@@ -98,17 +94,18 @@ claims: $(STAMP)
 # make sweep-command JOB=command_jobs/reference_repo.toml [CONFIGS=2] [SEEDS=3]
 sweep-command: $(STAMP)
 	$(if $(JOB),,$(error JOB=<job file> is required, e.g. command_jobs/reference_repo.toml))
-	$(PY) -m tune_jobs.sweep_command --job $(JOB) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \
-	  $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) $(call opt,--search-seed,$(SEARCH_SEED)) \
-	  $(call opt,--name,$(NAME)) $(call opt,--tracking-uri,$(TRACKING_URI)) $(RESUME_ARG) $(ARGS)
+	$(JOB_PY) tune_jobs.sweep_command --job $(call q,$(JOB)) $(SWEEP_ARGS) $(RUN_ARGS) $(ARGS)
+
 sweep-vocab: $(STAMP)
-	$(CLUSTER_ENV) $(PY) -m tune_jobs.sweep_vocab $(VOCAB_ARGS)
+	$(JOB_PY) tune_jobs.sweep_vocab --space $(call q,$(SPACE)) $(SWEEP_ARGS) $(call opt,--corpus,$(CORPUS)) \
+	  $(call opt,--max-bytes,$(MAX_BYTES)) $(RUN_ARGS) $(ARGS)
 
 crosslingual: $(STAMP)
-	$(PY) -m tune_jobs.crosslingual $(CROSS_ARGS)
+	$(JOB_PY) tune_jobs.crosslingual $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) \
+	  $(call opt,--max-bytes,$(MAX_BYTES)) $(RUN_ARGS) $(ARGS)
 
 evaluate: $(STAMP)
-	$(PY) -m trainables.addition evaluate --checkpoint $(CKPT) --protocol $(PROTOCOL)
+	$(PY) -m trainables.addition evaluate --checkpoint $(call q,$(CKPT)) --protocol $(call q,$(PROTOCOL))
 
 mlflow-ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --workers 1 --host 127.0.0.1 --port $(MLFLOW_PORT) \

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Collection, Iterator, Mapping
 
+import mlflow
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
@@ -82,14 +83,14 @@ class SweepTracker:
         self.log_params(run_id, params)
         return run_id
 
+    def _trial_runs(self, condition: str) -> list[Any]:
+        """This sweep's child runs that meet an MLflow filter ``condition``."""
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial' "
+                                                f"AND {condition}", max_results=10_000)
+
     def _adopt_orphan(self, trial_id: str, config_id: str, seed: str, live_trial_ids: Collection[str]) -> str | None:
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial' "
-                          f"AND tags.config_id = '{config_id}' AND tags.seed = '{seed}'",
-            max_results=1000,
-        )
-        for run in runs:
+        for run in self._trial_runs(f"tags.config_id = '{config_id}' AND tags.seed = '{seed}'"):
             old = run.data.tags.get(TRIAL_ID_TAG)
             if run.info.status in ("RUNNING", "KILLED") and old not in live_trial_ids and old != trial_id:
                 previous = ",".join(filter(None, [run.data.tags.get("previous_trial_ids"), old]))
@@ -147,20 +148,13 @@ class SweepTracker:
 
     def close_running_children(self, status: str = "KILLED") -> int:
         """Mark this sweep's child runs still RUNNING (killed processes) as ``status``; returns how many."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial' "
-                          f"AND attributes.status = 'RUNNING'",
-            max_results=10_000,
-        )
+        runs = self._trial_runs("attributes.status = 'RUNNING'")
         for run in runs:
             self.client.set_terminated(run.info.run_id, status=status)
         return len(runs)
 
     def trial_runs(self) -> pd.DataFrame:
         """This sweep's child runs as MLflow's search DataFrame."""
-        import mlflow
-
         return mlflow.search_runs([self.experiment_id], filter_string=f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' "
                                   f"AND tags.{ROLE_TAG} = 'trial'", max_results=100_000)
 

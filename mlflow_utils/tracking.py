@@ -9,13 +9,16 @@ A SQLite store keeps its artifacts in ``mlartifacts/`` beside the database file.
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from trainables.paths import PROJECT_ROOT
+
 DEFAULT_DB = PROJECT_ROOT / "mlruns.db"
 
 
@@ -87,9 +90,6 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
 
 def _check_server(uri: str, timeout_s: float = 10.0) -> None:
     """GET the tracking server's /health once (MLflow's client would retry with backoff for minutes)."""
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
             if response.status != 200:

@@ -8,13 +8,16 @@ holds no impossible point. The first failure is raised with the field and the va
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from trainables.checks import ConfigError
 
-class SearchSpaceError(ValueError):
+
+class SearchSpaceError(ConfigError):
     """A search space holds an impossible configuration; the message names field and value."""
 
 
@@ -71,11 +74,17 @@ class SearchSpace:
     """Config section ('model', 'train') -> field -> constant or dimension."""
     points_to_evaluate: tuple[Mapping[str, Mapping[str, Any]], ...] = ()
     """Configurations run first (section -> field -> value), e.g. one the record says works."""
+    source: str = ""
+    """The file the space was read from ('' for one built in code); error messages name it."""
 
     def dimensions(self) -> dict[str, Dimension]:
         """Searched fields as ``section.field`` -> dimension."""
         return {f"{s}.{k}": v for s, fields in self.sections.items() for k, v in fields.items()
                 if isinstance(v, (Choice, IntRange, LogUniform))}
+
+    def label(self) -> str:
+        """How messages name the space: ``'name'`` and, when read from a file, the file."""
+        return f"{self.name!r}" + (f" ({self.source})" if self.source else "")
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> "SearchSpace":
         """A copy with some fields of some sections replaced (constants or dimensions).
@@ -85,11 +94,15 @@ class SearchSpace:
         merged = {s: dict(fields) for s, fields in self.sections.items()}
         for section, values in sections.items():
             merged.setdefault(section, {}).update(values)
-        return SearchSpace(self.name, self.description, self.seeds, merged, self.points_to_evaluate)
+        searched = {s: {k for k, v in fields.items() if isinstance(v, (Choice, IntRange, LogUniform))}
+                    for s, fields in merged.items()}
+        points = tuple({s: {k: v for k, v in values.items() if k in searched.get(s, ())} for s, values in point.items()}
+                       for point in self.points_to_evaluate)
+        return dataclasses.replace(self, sections=merged, points_to_evaluate=points)
 
     def with_seeds(self, seeds: tuple[int, ...]) -> "SearchSpace":
         """A copy with other seed replicates."""
-        return SearchSpace(self.name, self.description, tuple(seeds), self.sections, self.points_to_evaluate)
+        return dataclasses.replace(self, seeds=tuple(seeds))
 
     def with_seed_count(self, count: int) -> "SearchSpace":
         """A copy with ``count`` replicates: the first of its seeds, extended by consecutive integers."""
@@ -124,14 +137,14 @@ def validate(space: SearchSpace, builders: Mapping[str, Callable[..., Any]]) -> 
             a corner that the section's constructor rejects (its message, with the space's name).
     """
     if not space.seeds:
-        raise SearchSpaceError(f"search space {space.name!r}: seeds must name at least one replicate")
+        raise SearchSpaceError(f"search space {space.label()}: seeds must name at least one replicate")
     if len(set(space.seeds)) != len(space.seeds):
-        raise SearchSpaceError(f"search space {space.name!r}: seeds repeat: {list(space.seeds)}")
+        raise SearchSpaceError(f"search space {space.label()}: seeds repeat: {list(space.seeds)}")
     unknown = sorted(set(space.sections) - set(builders))
     if unknown:
-        raise SearchSpaceError(f"search space {space.name!r}: unknown section(s) {', '.join(unknown)}")
+        raise SearchSpaceError(f"search space {space.label()}: unknown section(s) {', '.join(unknown)}")
     for name, dim in space.dimensions().items():
-        _check_dimension(f"search space {space.name!r}: {name}", dim)
+        _check_dimension(f"search space {space.label()}: {name}", dim)
     checked = 0
     for section, fields in space.sections.items():
         names = list(fields)
@@ -140,7 +153,7 @@ def validate(space: SearchSpace, builders: Mapping[str, Callable[..., Any]]) -> 
             try:
                 builders[section](**dict(zip(names, combo)))
             except (TypeError, ValueError) as error:
-                raise SearchSpaceError(f"search space {space.name!r}, section {section!r}: {error}") from error
+                raise SearchSpaceError(f"search space {space.label()}, section {section!r}: {error}") from error
             checked += 1
     for point in space.points_to_evaluate:
         _check_point(space, point, builders)
@@ -161,13 +174,13 @@ def _check_point(space: SearchSpace, point: Mapping[str, Mapping[str, Any]],
         fields = space.sections.get(section, {})
         for key, value in values.items():
             if key in fields and not _contains(fields[key], value):
-                raise SearchSpaceError(f"search space {space.name!r}: point to evaluate has {section}.{key}={value!r}, "
+                raise SearchSpaceError(f"search space {space.label()}: point to evaluate has {section}.{key}={value!r}, "
                                        f"outside its dimension {fields[key]}")
         try:
             builders[section](**{**{k: v for k, v in fields.items()
                                     if not isinstance(v, (Choice, IntRange, LogUniform))}, **values})
         except (TypeError, ValueError) as error:
-            raise SearchSpaceError(f"search space {space.name!r}, point to evaluate: {error}") from error
+            raise SearchSpaceError(f"search space {space.label()}, point to evaluate: {error}") from error
 
 
 def parse_dimension(name: str, value: Any) -> Any:
@@ -179,10 +192,13 @@ def parse_dimension(name: str, value: Any) -> Any:
     """
     if not isinstance(value, Mapping):
         return value
-    if len(value) != 1:
-        raise SearchSpaceError(f"{name}: a dimension is one of choice, loguniform, randint, lograndint; got {dict(value)}")
+    kinds = ("choice", "loguniform", "randint", "lograndint")
+    if len(value) != 1 or next(iter(value)) not in kinds:
+        raise SearchSpaceError(f"{name}: a dimension is one of {', '.join(kinds)}; got {dict(value)}")
     (kind, args), = value.items()
     if kind == "choice":
+        if not isinstance(args, (list, tuple)) or not args:
+            raise SearchSpaceError(f"{name}: choice needs a non-empty list of values, got {args!r}")
         return Choice(tuple(args))
     if kind in ("loguniform", "randint", "lograndint") and isinstance(args, (list, tuple)) and len(args) == 2:
         if kind == "loguniform":

@@ -1,11 +1,17 @@
-"""What every training loop here shares: its run-control arguments checked before any work, and
-the data-parallel shard of a global batch (no Ray, no MLflow)."""
+"""What every training loop here shares: the reporter type, its run-control arguments checked before
+any work, and the data-parallel shard of a global batch (no Ray, no MLflow)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import torch
+
+Reporter = Callable[[dict[str, Any], Optional[Path]], None]
+"""How every trainable reports: called at each evaluation with flat metrics (``step`` and namespaced
+keys such as ``train/loss``, ``val/exact_match``) and, when a checkpoint was just written, its folder
+(else None)."""
 
 
 def check_run_control(checkpoint_interval: int, eval_interval: int, out_dir: str | Path | None, batch_size: int,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from trainables.paths import PROJECT_ROOT
+
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
@@ -30,15 +31,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tune_jobs.settings import PROJECT_ROOT
+from trainables.paths import PROJECT_ROOT
+from tune_jobs.runtime.resources import DRIVER_RESOURCE, DRIVER_SLOTS, NODE_LABEL
 
 DEFAULT_ROOT = PROJECT_ROOT / ".cluster"
 DEFAULT_PORT = 6390
 NODES = ("head", "worker")
 MARKER_VAR = "REPROTUNE_CLUSTER_NODE"
 """Environment variable set on each ``ray start``; every process of the node inherits it."""
-NODE_LABEL = "reprotune-node"
-"""Ray node label naming each node of the local cluster (head, worker); trials tag their runs with it."""
 MAX_TEMP_DIR_CHARS = 40
 """Ray puts unix sockets at <temp dir>/session_<date>_<time>_<us>_<pid>/sockets/<name> (about 65 chars
 after the temp dir) and a socket path has at most 107 characters (sun_path)."""
@@ -94,23 +94,8 @@ def node_ports(port: int, node: str) -> dict[str, int]:
     return ports
 
 
-def node_tags() -> dict[str, str]:
-    """``env/node_id``, ``env/node_ip`` and ``env/node`` (the node's ``reprotune-node`` label, set by
-    ``make cluster-up``, else its IP) of the Ray node running this process (empty outside Ray)."""
-    import ray
-
-    if not ray.is_initialized():
-        return {}
-    context = ray.get_runtime_context()
-    labels = context.get_node_labels()
-    return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address(),
-            "env/node": labels.get(NODE_LABEL) or ray.util.get_node_ip_address()}
-
-
 def node_resources(node: str) -> dict[str, int]:
     """Custom resources of a node: its name, and on the head the driver slots of data-parallel trials."""
-    from tune_jobs.data_parallel import DRIVER_RESOURCE, DRIVER_SLOTS
-
     return {f"reprotune_{node}": 1, **({DRIVER_RESOURCE: DRIVER_SLOTS} if node == "head" else {})}
 
 
@@ -132,9 +117,7 @@ def start_command(node: str, port: int, temp_dir: Path, cpus: int, object_store_
 
 def _has_ray_client() -> bool:
     """Whether ray[client] is installed (``ray start --head`` then serves Ray Client, on 10001 by default)."""
-    from ray._private.utils import get_ray_client_dependency_error
-
-    return get_ray_client_dependency_error() is None
+    return importlib.util.find_spec("grpc") is not None  # what ray._private.utils.get_ray_client_dependency_error checks
 
 
 def driver_env(root: Path, port: int) -> dict[str, str]:

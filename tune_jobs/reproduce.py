@@ -2,11 +2,13 @@
 
     python -m tune_jobs.reproduce --claim 512p-s42 --seeds 2
 
-Runs the claim's configuration with the claimed seed twice (bit-identical loss traces, or the
-first step where they differ) and with ``seeds`` further seeds (claimed + 1, claimed + 2, ...),
-scores each run's best checkpoint on the claim's protocol, and logs the claim verdict
-(``tune_jobs.claims``) with the environment that produced it to MLflow: one parent run, one child
-per run. Faithful mode by default: the same random streams and operation order as the reference.
+Arguments -> the claim (``claims/addition/<name>.toml``, ``verdicts.claims``) -> its configuration
+run with the claimed seed twice (bit-identical loss traces, or the first step where they differ) and
+with ``seeds`` further seeds (claimed + 1, claimed + 2, ...), through the addition trial (or the
+command trial, for another repository's training command) -> each run's best checkpoint scored on
+the claim's protocol -> the claim verdict with the environment that produced it, in MLflow: one
+parent run, one child per run. Faithful mode by default: the reference's random streams and
+operation order.
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 import pandas as pd
 import torch
-import tyro
 
-from mlflow_utils import TrackingError, sweep_run
-from trainables.command import CommandSpecError
-from tune_jobs.claims import Claim, ClaimError, ClaimVerdict, claim_verdict, list_claims, load_claim
-from tune_jobs.search import seed_of
-from tune_jobs.settings import RunSettings, fit
+from trainables.checks import require
+from trainables.command import load_command_spec, render_command
+from tune_jobs.runtime.cli import run_main
+from tune_jobs.runtime.job import Job, open_job, print_footer
+from tune_jobs.runtime.results import error_line
+from tune_jobs.runtime.searcher import fixed_replicates
+from tune_jobs.runtime.settings import RunSettings
+from tune_jobs.runtime.trial_config import RUN, replicate_of, seed_of
+from tune_jobs.trials.addition import ADDITION
+from tune_jobs.trials.command import COMMAND
+from tune_jobs.verdicts.claims import Claim, ClaimError, ClaimVerdict, claim_verdict, list_claims, load_claim
 
-if TYPE_CHECKING:
-    from ray.tune import ResultGrid
+ROLES = ("claimed-a", "claimed-b")
+"""Roles of the claimed seed's two runs (replicates 0 and 1); every later replicate is 'other'."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,29 +59,44 @@ class ReproduceArgs(RunSettings):
     experiment: str = "addition-reproduce"
     """MLflow experiment."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.seeds < 0 or (self.train_steps is not None and self.train_steps < 1):
-            raise ValueError(f"seeds must be >= 0 and train_steps >= 1, got {self.seeds!r} and {self.train_steps!r}")
+    def check(self) -> None:
+        super().check()
+        require(self.seeds >= 0 and (self.train_steps is None or self.train_steps >= 1),
+                f"seeds must be >= 0 and train_steps >= 1, got {self.seeds!r} and {self.train_steps!r}")
 
 
-def run_configs(claim: Claim, args: ReproduceArgs) -> list[dict[str, Any]]:
-    """Trial configs: the claimed seed twice ('claimed-a', 'claimed-b'), then the other seeds."""
-    train = dataclasses.asdict(claim.train)
+def role_of(config: dict[str, Any]) -> str:
+    """A run's role: 'claimed-a' / 'claimed-b' for the claimed seed's two runs, else 'other'."""
+    index = replicate_of(config)
+    return ROLES[index] if index < len(ROLES) else "other"
+
+
+def run_plan(claim: Claim, args: ReproduceArgs) -> tuple[dict[str, Any], list[int], dict[str, Any]]:
+    """(the claim's configuration as trial sections, the seed of each run, the run settings).
+
+    Raises:
+        ClaimError: a command job that cannot render the claim's fields (before Ray starts).
+        ConfigError: the mode / thread / device overrides make the claim's recipe impossible.
+    """
+    train = {k: v for k, v in dataclasses.asdict(claim.train).items() if k != "seed"}
     train.update(mode=args.mode, threads=args.threads, device="cuda" if args.gpus_per_trial > 0 else "cpu")
-    seed = claim.train.seed
-    runs = [("claimed-a", seed), ("claimed-b", seed)] + [("other", seed + i) for i in range(1, args.seeds + 1)]
-    common = {"protocol": claim.protocol, "threads": args.threads}
-    if args.command_job is not None:  # the command's placeholders: every model and train field, and the seed
-        fields = {**dataclasses.asdict(claim.model), **train}
+    seeds = [claim.train.seed] * len(ROLES) + [claim.train.seed + i for i in range(1, args.seeds + 1)]
+    run: dict[str, Any] = {"protocol": claim.protocol}
+    if args.command_job is None:
+        type(claim.train).from_dict({**train, "seed": claim.train.seed})  # the overrides are valid
         if args.train_steps is not None:
-            fields.update(train_steps=args.train_steps, warmup_steps=min(fields["warmup_steps"], args.train_steps - 1))
-        return [{"job": str(Path(args.command_job).resolve()), "params": {**fields, "seed": s}, "role": role,
-                 "run_name": f"{claim.name}-{role}-seed{s}", **common} for role, s in runs]
+            run["max_steps"] = args.train_steps
+        return {"model": dataclasses.asdict(claim.model), "train": train}, seeds, run
+    fields = {**dataclasses.asdict(claim.model), **train}
     if args.train_steps is not None:
-        common["max_steps"] = args.train_steps
-    return [{"model": dataclasses.asdict(claim.model), "train": {**train, "seed": s}, "role": role,
-             "run_name": f"{claim.name}-{role}-seed{s}", **common} for role, s in runs]
+        fields.update(train_steps=args.train_steps, warmup_steps=min(fields["warmup_steps"], args.train_steps - 1))
+    spec = load_command_spec(args.command_job)
+    try:
+        render_command(spec, {**fields, "seed": seeds[0]}, Path("/tmp"), "check")
+    except KeyError as error:
+        raise ClaimError(f"job {args.command_job}: {error}") from error
+    return {"command": {"job": str(Path(args.command_job).resolve()), "threads": args.threads},
+            "params": fields}, seeds, run
 
 
 def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
@@ -85,75 +107,43 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
         TrackingError: MLflow unreachable (before training).
     """
     claim = load_claim(args.claim)
-    configs = run_configs(claim, args)
-    if args.command_job is not None:
-        from trainables.command import load_command_spec, render_command
-
-        spec = load_command_spec(args.command_job)  # a bad job file fails before Ray starts
-        try:
-            render_command(spec, configs[0]["params"], Path("/tmp"), "check")
-        except KeyError as error:
-            raise ClaimError(f"job {args.command_job}: {error}") from error
-    else:
-        from trainables.addition.config import TrainConfig
-
-        TrainConfig.from_dict(configs[0]["train"])  # the overrides are valid before Ray starts
-    name = args.job_name(f"reproduce-{claim.name}")
-    params = {f"reproduce.{k}": v for k, v in dataclasses.asdict(args).items()}
-    params.update({f"claim.{k}": v for k, v in dataclasses.asdict(claim).items() if k not in ("model", "train")})
-    tags = {"job": "reproduce", "claim": claim.name, "claim.rule": claim.rule()}
-    with sweep_run(name, args.experiment, params, tags, args.tracking_uri) as tracker:
-        grid, callback = _fit(args, configs, name, tracker)
+    sections, seeds, run = run_plan(claim, args)
+    trial = COMMAND if args.command_job is not None else ADDITION
+    params = {f"claim.{k}": v for k, v in dataclasses.asdict(claim).items() if k not in ("model", "train")}
+    tags = {"claim": claim.name, "claim.rule": claim.rule()}
+    with open_job(args, trial, "reproduce", f"reproduce-{claim.name}", params, tags) as job:
+        grid, _ = job.fit(trial, {RUN: run}, fixed_replicates([sections], seeds), len(seeds),
+                          run_name=lambda config: f"{claim.name}-{role_of(config)}-seed{seed_of(config)}")
         runs = run_table(grid)
         claimed = runs[runs["role"].str.startswith("claimed") & runs["finished"]]
         others = runs[(runs["role"] == "other") & runs["finished"]]
         if claimed.empty:
-            raise RuntimeError(f"no run of the claimed seed {claim.train.seed} finished; see the MLflow runs of {name}")
+            raise ClaimError(f"no run of the claimed seed {claim.train.seed} finished, so the claim cannot be "
+                             f"judged; see the MLflow runs of {job.name}: {_errors(runs)}")
         verdict = claim_verdict(claim, list(zip(claimed["measured"], claimed["trace"])), list(others["measured"]))
         environment = describe_environment(runs)
-        _log(tracker, claim, verdict, runs, environment, callback.runs)
+        _log(job, claim, verdict, runs, environment)
     _print(claim, verdict, runs, environment, args)
+    print_footer(job)
     return verdict, runs
 
 
-def _fit(args: ReproduceArgs, configs: list[dict], name: str, tracker: Any) -> tuple["ResultGrid", Any]:
-    from ray import tune
-
-    return fit(args, reproduction_trial, {"run": tune.grid_search(configs)}, name=name, tracker=tracker,
-               config_of=run_config)
+def _errors(runs: pd.DataFrame) -> str:
+    return "; ".join(f"{r.role} seed {r.seed}: {r.error}" for r in runs.itertuples() if r.error) or "no error recorded"
 
 
-def run_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The run a trial stands for: the grid searches over whole run configs, under key 'run'."""
-    return config["run"]
-
-
-def reproduction_trial(config: dict[str, Any]) -> None:
-    """One run of a reproduction: the addition trial, or the command trial when the run names a job."""
-    run = run_config(config)
-    if "job" in run:
-        from tune_jobs.command_trial import command_trial
-
-        command_trial(run)
-    else:
-        from tune_jobs.addition_trial import addition_trial
-
-        addition_trial(run)
-
-
-def run_table(grid: "ResultGrid") -> pd.DataFrame:
+def run_table(grid: Any) -> pd.DataFrame:
     """One row per run: role, seed, finished, measured protocol value, loss trace (every step from
     reprotune's trainable; the logged points of a command) and its length, environment."""
     rows = []
     for result in grid:
-        config = run_config(result.config)
         metrics = result.metrics or {}
         trace = loss_trace(result) if result.error is None else []
-        rows.append({"role": config["role"], "seed": seed_of(config), "finished": result.error is None,
+        rows.append({"role": role_of(result.config), "seed": seed_of(result.config), "finished": result.error is None,
                      "measured": float(metrics.get("protocol/exact_match", math.nan)),
                      "best_val_exact_match": float(metrics.get("val/best_exact_match", math.nan)),
                      "trace_length": len(trace), "trace": trace, "trial_id": metrics.get("trial_id"),
-                     "error": None if result.error is None else str(result.error).splitlines()[0][:300],
+                     "error": error_line(result),
                      **{k[len("env/"):]: v for k, v in metrics.items() if k.startswith("env/")}})
     return pd.DataFrame(rows).sort_values(["role", "seed"]).reset_index(drop=True)
 
@@ -182,8 +172,8 @@ def describe_environment(runs: pd.DataFrame) -> str:
                       f"{r.get('threads')} thread(s)" for _, r in distinct.iterrows())
 
 
-def _log(tracker: Any, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment: str,
-         run_ids: dict[str, str]) -> None:
+def _log(job: Job, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment: str) -> None:
+    tracker = job.tracker
     tags = {"claim.verdict": verdict.verdict, "claim.label": verdict.label, "claim.environment": environment,
             "claim.deterministic": str(verdict.deterministic).lower(),
             "claim.first_difference_step": "" if verdict.first_difference_step is None else verdict.first_difference_step,
@@ -193,7 +183,7 @@ def _log(tracker: Any, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, 
     tracker.set_tags(tracker.parent_run_id, tags)
     tracker.log_table(runs.drop(columns=["trace"]), "runs")
     for row in runs.itertuples():
-        run_id = run_ids.get(row.trial_id)
+        run_id = job.run_ids.get(row.trial_id)
         if run_id is not None:
             tracker.set_tags(run_id, {"claim.verdict": verdict.label, "claim.holds": str(claim.holds(row.measured)).lower()})
 
@@ -215,16 +205,10 @@ def _print(claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--list":
+    if argv is None and sys.argv[1:] == ["--list"]:
         print("\n".join(list_claims()))
         return 0
-    try:
-        args = tyro.cli(ReproduceArgs, args=argv)
-        run_reproduction(args)
-    except (ClaimError, CommandSpecError, TrackingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(ReproduceArgs, run_reproduction, argv)
 
 
 if __name__ == "__main__":

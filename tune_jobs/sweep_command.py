@@ -1,12 +1,12 @@
 """`make sweep-command JOB=<file.toml>`: sweep another repository's training command like any trainable.
 
-    python -m tune_jobs.sweep_command --job command_jobs/example_fake_repo.toml --num-configs 2
+    python -m tune_jobs.sweep_command --job command_jobs/reference_repo.toml --num-configs 2
 
-The job file (``trainables.command.spec``) gives the command, how its metrics are read, and a
-``[search]`` table (seeds and placeholder dimensions). Each trial runs the command once; it is
-judged like an addition trial: a seed succeeds when its best ``val/exact_match`` reaches the
-threshold. A command that fails or times out ends its trial FAILED with the tail of its output,
-and the sweep goes on.
+Arguments -> space (the job file's ``[search]`` table, section ``params``, with the ``--set``
+overrides) -> the command trial (``trials.command``) -> ``runtime.job.run_sweep``. Each trial runs
+the command once; it is judged like an addition trial: a seed succeeds when its best
+``val/exact_match`` reaches the threshold. A command that fails or times out ends its trial FAILED
+with the tail of its output, and the sweep goes on. No data-parallel version (``--workers`` > 1 is refused).
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
-import tyro
 
-from mlflow_utils import TrackingError
-from search_spaces import SearchSpace, SearchSpaceError, space_from_table, validate
-from trainables.command import CommandSpec, CommandSpecError, load_command_spec, render_command
-from tune_jobs.sweep import SweepSettings, run_sweep
+from search_spaces import SearchSpace, SearchSpaceError, space_from_table, validate, with_sets
+from trainables.command import CommandSpec, load_command_spec, render_command
+from tune_jobs.runtime.cli import run_main
+from tune_jobs.runtime.job import run_sweep
+from tune_jobs.runtime.settings import SweepSettings
+from tune_jobs.trials.command import COMMAND
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,14 +33,15 @@ class SweepCommandArgs(SweepSettings):
 
     job: Path = field()
     """Job file (TOML) with command, metrics, checkpoints and [search]."""
-    seeds: Optional[int] = None
-    """Seed replicates per configuration (the job's first N, extended by consecutive integers)."""
+    set: tuple[str, ...] = ()
+    """Fix or re-range placeholders of the job's [search]: params.name=value (a TOML value); repeatable."""
     experiment: str = "command-sweep"
     """MLflow experiment name."""
 
 
-def job_space(spec: CommandSpec, seeds: Optional[int] = None) -> SearchSpace:
-    """The job's [search] table as a validated one-section space ('params').
+def job_space(spec: CommandSpec, args: SweepCommandArgs) -> SearchSpace:
+    """The job's [search] table as a validated two-section space: ``command`` (the job file and the
+    thread count, constants) and ``params`` (the placeholders).
 
     Raises:
         SearchSpaceError: no [search] table, malformed dimension, or a point the command cannot render.
@@ -47,17 +49,21 @@ def job_space(spec: CommandSpec, seeds: Optional[int] = None) -> SearchSpace:
     if not spec.search:
         raise SearchSpaceError(f"job {spec.name!r} has no [search] table (seeds and dimensions)")
     space = space_from_table(spec.name, f"command job {spec.name}", spec.search, "params")
-    if seeds is not None:
-        space = space.with_seed_count(seeds)
+    space = with_sets(space, args.set, {"params": _renders(spec, space)})
+    if args.seeds is not None:
+        space = space.with_seed_count(args.seeds)
+    space = space.with_overrides(command={"job": str(Path(args.job).resolve()), "threads": args.threads})
+    validate(space, {"params": _renders(spec, space), "command": lambda **fields: None})
+    return space
 
+
+def _renders(spec: CommandSpec, space: SearchSpace) -> Any:
     def renders(**params: Any) -> None:
         try:
             render_command(spec, {**params, "seed": space.seeds[0]}, Path(tempfile.gettempdir()), "check")
         except KeyError as error:
             raise ValueError(str(error).strip("'\"")) from error
-
-    validate(space, {"params": renders})
-    return space
+    return renders
 
 
 def run_command_sweep(args: SweepCommandArgs) -> pd.DataFrame:
@@ -67,21 +73,14 @@ def run_command_sweep(args: SweepCommandArgs) -> pd.DataFrame:
         CommandSpecError, SearchSpaceError: bad job file (nothing started).
         TrackingError: MLflow unreachable (nothing run).
     """
-    from tune_jobs.command_trial import command_trial
-
     spec = load_command_spec(args.job)
-    space = job_space(spec, args.seeds)
-    columns = tuple(f"params.{name.split('.', 1)[1]}" for name in space.dimensions())
-    return run_sweep(args, space, command_trial, f"command-{spec.name}", constants={"job": str(Path(args.job).resolve()), "threads": args.threads}, columns=columns)
+    space = job_space(spec, args)
+    trial = COMMAND.with_columns(tuple(f"params.{name.split('.', 1)[1]}" for name in space.dimensions()))
+    return run_sweep(args, space, trial, "sweep-command", f"command-{spec.name}-{space.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        table = run_command_sweep(tyro.cli(SweepCommandArgs, args=argv))
-    except (CommandSpecError, SearchSpaceError, TrackingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0 if not table.empty else 1
+    return run_main(SweepCommandArgs, run_command_sweep, argv)
 
 
 if __name__ == "__main__":

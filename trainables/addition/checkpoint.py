@@ -17,6 +17,7 @@ import torch
 
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.model import AdditionTransformer
+from trainables.paths import shared_dir
 
 REFERENCE_CHECKPOINTS = {
     "456p_s43": "best_456p_s43.pt",
@@ -29,8 +30,7 @@ REFERENCE_DIR_ENV = "REPROTUNE_REFERENCE_DIR"
 
 def reference_dir() -> Path:
     """Folder of the public record: $REPROTUNE_REFERENCE_DIR or ``<project>/../shared/reference``."""
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-    return Path(os.environ.get(REFERENCE_DIR_ENV, default)).resolve()
+    return Path(os.environ.get(REFERENCE_DIR_ENV, shared_dir() / "reference")).resolve()
 
 
 def reference_checkpoint_path(name: str) -> Path:

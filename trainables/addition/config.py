@@ -13,6 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
+from trainables.checks import ConfigError, finite_numbers, known_fields
+from trainables.checks import require as _require
+
 VOCAB_SIZE = 14
 """Digits 0-9, '+', '=', <PAD>, <EOS> (reference section 1)."""
 MAX_SEQ_LEN = 33
@@ -26,15 +29,6 @@ TieMode = Literal[
 TIE_MODES: tuple[str, ...] = TieMode.__args__  # type: ignore[attr-defined]
 LOW_RANK_TIE_MODES = tuple(m for m in TIE_MODES if m.startswith("share"))
 """Tie modes that factor Q, K, V through shared low-rank factors, so need ``qkv_rank > 0``."""
-
-
-class ConfigError(ValueError):
-    """A configuration value is impossible; the message names the field and the value."""
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ class ModelConfig:
         Raises:
             ConfigError: an unknown key, or an impossible value.
         """
-        return cls(**_known_fields(cls, values, ignore=("dropout",)))
+        return cls(**known_fields(cls, values, ignore=("dropout",)))
 
 
 @dataclass(frozen=True)
@@ -136,6 +130,7 @@ class TrainConfig:
     """Wrap the training forward pass in torch.compile (faster on CPU; numerics may differ)."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         if isinstance(self.curriculum, list):  # from JSON / MLflow params
             object.__setattr__(self, "curriculum", tuple(tuple(p) for p in self.curriculum))
         for name in ("train_steps", "batch_size", "eval_interval", "val_size", "eval_batch_size", "threads"):
@@ -183,7 +178,7 @@ class TrainConfig:
         values = dict(values)
         if values.get("curriculum") in ("", None):
             values.pop("curriculum", None)
-        return cls(**_known_fields(cls, values, ignore=ignore))
+        return cls(**known_fields(cls, values, ignore=ignore))
 
 
 def _check_curriculum(curriculum: tuple[tuple[int, int, int], ...]) -> None:
@@ -197,13 +192,6 @@ def _check_curriculum(curriculum: tuple[tuple[int, int, int], ...]) -> None:
         previous = start
     _require(curriculum[0][0] == 0, f"curriculum must start at step 0, got {curriculum[0][0]}")
 
-
-def _known_fields(cls: type, values: Mapping[str, Any], ignore: tuple[str, ...]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names - set(ignore))
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    return {k: v for k, v in values.items() if k in names}
 
 
 def to_flat_dict(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:

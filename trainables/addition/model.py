@@ -10,6 +10,7 @@ weights as the reference's.
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -249,8 +250,6 @@ def build_model(config: ModelConfig, seed: int, device: str | torch.device = "cp
 
     Initial weights are therefore identical on every device (reference section 3).
     """
-    import random
-
     random.seed(seed)
     torch.manual_seed(seed)
     return AdditionTransformer(config).to(device)

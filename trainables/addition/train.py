@@ -31,13 +31,9 @@ from trainables.addition.config import ModelConfig, TrainConfig, to_flat_dict
 from trainables.addition.data import IGNORE_INDEX, PROMPT_LEN, TrainingStream, build_holdout, encode, inputs_and_targets
 from trainables.addition.evaluate import score_pairs
 from trainables.addition.model import build_model
-from trainables.loop import check_run_control, global_loss, shard_rows
+from trainables.loop import Reporter, check_run_control, global_loss, shard_rows
 from trainables.provenance import provenance
 
-Reporter = Callable[[dict[str, float], Optional[Path]], None]
-"""Called at every evaluation with flat metrics and, after a checkpoint is written (every
-``checkpoint_interval`` steps and at the last step), the checkpoint folder. The last call's metrics
-hold ``test/exact_match``."""
 
 BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"

@@ -20,11 +20,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from trainables.command.spec import CommandSpec
+from trainables.loop import Reporter
 
-Reporter = Callable[[dict[str, float], Optional[Path]], None]
 TAIL_LINES = 40
 """Lines of output kept for an error message."""
 

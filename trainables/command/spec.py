@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from trainables.checks import ConfigError
 
-class CommandSpecError(ValueError):
+
+class CommandSpecError(ConfigError):
     """A job file is missing or malformed; the message names the file and the field."""
 
 

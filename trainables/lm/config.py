@@ -14,29 +14,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-
-class ConfigError(ValueError):
-    """A configuration value is impossible; the message names the field and the value."""
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _positive(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-                 f"{name} must be a positive integer, got {value!r}")
-
-
-def _fraction(obj: Any, name: str, low_open: bool = False, high_open: bool = False) -> None:
-    value = getattr(obj, name)
-    low_ok = value > 0 if low_open else value >= 0
-    high_ok = value < 1 if high_open else value <= 1
-    _require(isinstance(value, (int, float)) and low_ok and high_ok,
-             f"{name} must be in {'(' if low_open else '['}0, 1{')' if high_open else ']'}, got {value!r}")
+from trainables.checks import ConfigError, finite_numbers  # noqa: F401 - ConfigError is re-exported
+from trainables.checks import fraction as _fraction
+from trainables.checks import positive_ints as _positive
+from trainables.checks import require as _require
 
 
 @dataclass(frozen=True)
@@ -63,6 +44,7 @@ class ModelConfig:
     """Share the token embedding with the output head."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         _positive(self, "d_model", "n_layer", "n_head", "context_length", "ffn_mult")
         _require(self.d_model % self.n_head == 0, f"n_head={self.n_head} must divide d_model={self.d_model}")
         _require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -107,6 +89,7 @@ class TrainConfig:
     """Torch device."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         _positive(self, "train_steps", "batch_size", "eval_interval", "eval_bytes", "eval_pieces", "threads")
         _require(isinstance(self.seed, int) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
         _require(isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps < self.train_steps,
@@ -151,6 +134,7 @@ class DataConfig:
     """Seed of the split's own generator: a training seed never changes the split."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         _require(isinstance(self.corpus, str) and self.corpus.strip() != "",
                  f"corpus must be a name or path, got {self.corpus!r}")
         _require(isinstance(self.max_bytes, int) and self.max_bytes >= 0,
@@ -174,6 +158,7 @@ class TokenizerConfig:
     """Further corpora whose training splits the tokenizer also learns from (a shared tokenizer)."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         if isinstance(self.extra_corpora, list):
             object.__setattr__(self, "extra_corpora", tuple(self.extra_corpora))
         _require(self.algorithm in ("byte_bpe", "char"),
@@ -207,6 +192,7 @@ class GenerationConfig:
     """A completion is collapsed when this share of its tokens repeats the token 1 or 2 back."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         if isinstance(self.prompts, list):
             object.__setattr__(self, "prompts", tuple(self.prompts))
         _positive(self, "num_prompts", "prompt_chars", "max_new_tokens", "repetition_n")
@@ -234,6 +220,7 @@ class AuditConfig:
     """Largest share of collapsed sampled completions allowed when the loss beats a unigram model."""
 
     def __post_init__(self) -> None:
+        finite_numbers(self)
         _require(self.causal_tolerance >= 0, f"causal_tolerance must be >= 0, got {self.causal_tolerance!r}")
         _positive(self, "overlap_min_chars")
         _fraction(self, "max_overlap")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainables.lm.config import ConfigError, DataConfig
+from trainables.paths import shared_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CORPORA_ENV = "REPROTUNE_CORPORA_DIR"
 """Environment variable naming the folder of the named text corpora."""
 NAMED_CORPORA = {"en": "tiny_shakespeare_en.txt", "fr": "dumas_fr.txt", "es": "spanish_es.txt"}
@@ -33,7 +33,7 @@ _GUTENBERG_START, _GUTENBERG_END = "*** START OF TH", "*** END OF TH"
 
 def corpora_dir() -> Path:
     """Folder of the named corpora: $REPROTUNE_CORPORA_DIR or ``<project>/../shared/data/corpora``."""
-    return Path(os.environ.get(CORPORA_ENV, PROJECT_ROOT.parent / "shared" / "data" / "corpora")).resolve()
+    return Path(os.environ.get(CORPORA_ENV, shared_dir() / "data" / "corpora")).resolve()
 
 
 def normalize_text(text: str) -> str:

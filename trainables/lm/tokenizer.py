@@ -23,8 +23,8 @@ import tokenizers
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from trainables.lm.config import TokenizerConfig
+from trainables import paths
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CACHE_ENV = "REPROTUNE_TOKENIZER_CACHE"
 """Environment variable naming the tokenizer cache folder."""
 EOT, UNK = "<|endoftext|>", "<unk>"
@@ -32,7 +32,7 @@ EOT, UNK = "<|endoftext|>", "<unk>"
 
 def cache_dir() -> Path:
     """$REPROTUNE_TOKENIZER_CACHE or ``<project>/.cache/tokenizers``."""
-    return Path(os.environ.get(CACHE_ENV, PROJECT_ROOT / ".cache" / "tokenizers")).resolve()
+    return Path(os.environ.get(CACHE_ENV, paths.cache_dir("tokenizers"))).resolve()
 
 
 def cache_path(config: TokenizerConfig, text: str, folder: Path | None = None) -> Path:

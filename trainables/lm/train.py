@@ -31,14 +31,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
 from trainables import diagnostics
 from trainables.lm import audits
-from trainables.loop import check_run_control, global_loss, shard_rows
+from trainables.loop import Reporter, check_run_control, global_loss, shard_rows
 from trainables.lm.data import Prepared
 from trainables.lm.data import prepare as prepare_data
 from trainables.lm.config import LMRun
@@ -46,10 +46,6 @@ from trainables.lm.evaluate import score_ids
 from trainables.lm.generation import derive_prompts, generation_health
 from trainables.lm.model import CausalLM, build_model
 from trainables.provenance import provenance
-
-Reporter = Callable[[dict[str, Any], Optional[Path]], None]
-"""Called at every evaluation with flat metrics and, after a checkpoint is written (every
-``checkpoint_interval`` steps and after the last step; rank 0 only), the output folder."""
 
 MODEL_FILE = "model.pt"
 """The weights, the run's sections and (key ``resume``) the state a resumed run continues from."""

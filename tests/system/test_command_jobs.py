@@ -1,0 +1,74 @@
+"""Command jobs under Ray: a claim reproduced through an external command, and a command sweep."""
+
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.system.test_reproduce import CLAIM
+from trainables.paths import PROJECT_ROOT
+from tune_jobs.reproduce import ReproduceArgs, run_reproduction
+from tune_jobs.sweep_command import SweepCommandArgs, run_command_sweep
+
+ROOT = PROJECT_ROOT
+FAKE_REPO = ROOT / "tests" / "fake_reference_repo"
+
+
+@pytest.fixture(scope="module")
+def ray_module():
+    ray = pytest.importorskip("ray")
+    yield ray
+    ray.shutdown()
+
+
+def test_claim_reproduced_through_the_reference_repos_command(ray_module, tmp_path, monkeypatch):
+    """The shipped example job (command_jobs/reference_repo.toml) on a stand-in of the reference repo."""
+    monkeypatch.setenv("REFERENCE_REPO", str(FAKE_REPO))
+    claim = tmp_path / "tiny-claim.toml"
+    claim.write_text(CLAIM)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    args = ReproduceArgs(claim=str(claim), seeds=1, train_steps=20, command_job=ROOT / "command_jobs" / "reference_repo.toml",
+                         name="cmd-reproduce", experiment="cmd", tracking_uri=uri, storage_path=tmp_path / "ray")
+    verdict, runs = run_reproduction(args)
+    assert verdict.verdict == "CLAIM REPRODUCED" and verdict.deterministic
+    assert sorted(runs["seed"]) == [5, 5, 6] and runs["finished"].all()
+    assert runs["measured"].between(0, 1).all()  # AdderBoard score of the command's own best.pt
+    # the stand-in trains with reprotune's trainable, so its last.pt carries every step's loss
+    assert all(runs["trace_length"] == 20)
+    client = MlflowClient(uri)
+    children = [r for r in client.search_runs([client.get_experiment_by_name("cmd").experiment_id])
+                if r.data.tags.get("role") == "trial"]
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    assert all(c.data.tags["command_job"] == "reference-repo" for c in children)
+    assert all(c.data.params["seed"] in ("5", "6") and "params.seed" not in c.data.params for c in children)
+
+
+def test_command_sweep_keeps_going_when_a_command_fails(ray_module, tmp_path):
+    job = tmp_path / "job.toml"
+    job.write_text(f'''name = "fake"
+workdir = "{FAKE_REPO}"
+command = """{{python}} -m src.train --run-dir {{out_dir}} --seed {{seed}} --d-model 4 --d-ff 8 --lr {{lr}}
+  --train-steps 21 --warmup-steps 5 --eval-interval 10 --val-size 32 --test-size 32 --batch-size 16 --crash-if-seed 1"""
+timeout_s = 120
+[metrics]
+file = "{{out_dir}}/metrics.csv"
+names = {{ train_loss = "train/loss", val_exact = "val/exact_match", val_token_acc = "val/token_accuracy" }}
+[checkpoints]
+dir = "{{out_dir}}/checkpoints"
+[search]
+seeds = [0, 1, 2]
+lr = {{ loguniform = [0.005, 0.02] }}
+''')
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    args = SweepCommandArgs(job=job, num_configs=1, name="cmd-sweep", tracking_uri=uri, storage_path=tmp_path / "ray")
+    table = run_command_sweep(args)
+    row = table.iloc[0]
+    assert (row["seeds_run"], row["errored"], row["verdict"]) == (2, 1, "INCONCLUSIVE")
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("command-sweep").experiment_id])
+    children = {r.data.tags["seed"]: r for r in runs if r.data.tags.get("role") == "trial"}
+    assert children["1"].info.status == "FAILED" and "exited with code 3" in children["1"].data.tags["error"]
+    assert "simulated crash" in children["1"].data.tags["error"]
+    assert children["0"].info.status == children["2"].info.status == "FINISHED"
+    history = client.get_metric_history(children["0"].info.run_id, "val/exact_match")
+    assert [m.step for m in history] == [0, 10, 20]
+    assert "checkpoints/best.pt" in {a.path for a in client.list_artifacts(children["0"].info.run_id, "checkpoints")}

@@ -1,0 +1,50 @@
+"""Seeds are replicates: each suggested configuration once per seed, the seed written into the trial config."""
+
+from ray import tune
+from ray.tune.search import Searcher
+
+from search_spaces import Choice, SearchSpace
+from tune_jobs.runtime.searcher import OBJECTIVE, FixedConfigs, SeedReplicates, fixed_replicates, optuna_replicates
+
+
+def test_every_configuration_runs_once_per_seed_with_the_seed_in_its_config():
+    searcher = fixed_replicates([{"model": {"d_model": 8}}, {"model": {"d_model": 16}}], seeds=(42, 42, 43))
+    configs = [searcher.suggest(f"t{i}") for i in range(6)]
+    assert [c["seed"] for c in configs] == [42, 42, 43] * 2
+    assert [c["__trial_index__"] for c in configs] == [0, 1, 2] * 2
+    assert [c["model"]["d_model"] for c in configs] == [8, 8, 8, 16, 16, 16]
+    assert searcher.suggest("t6") == Searcher.FINISHED
+
+
+def test_a_crashed_replicate_counts_as_a_failure_not_a_missing_value():
+    told = []
+
+    class Inner(FixedConfigs):
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            told.append(result[OBJECTIVE])
+
+    searcher = SeedReplicates(Inner([{"model": {}}]), seeds=(0, 1, 2), failure_score=-16.0)
+    for i in range(3):
+        searcher.suggest(f"t{i}")
+    searcher.on_trial_complete("t0", {OBJECTIVE: 1.0})
+    searcher.on_trial_complete("t1", None, error=True)
+    searcher.on_trial_complete("t2", {OBJECTIVE: 0.5})
+    assert told == [(1.0 - 16.0 + 0.5) / 3]
+
+
+def test_fixed_configs_survive_a_save_and_restore(tmp_path):
+    searcher = FixedConfigs([{"a": {"x": 1}}, {"a": {"x": 2}}])
+    assert searcher.suggest("t0") == {"a": {"x": 1}}
+    searcher.save(str(tmp_path / "state"))
+    restored = FixedConfigs([])
+    restored.restore(str(tmp_path / "state"))
+    assert restored.suggest("t1") == {"a": {"x": 2}} and restored.suggest("t2") == Searcher.FINISHED
+
+
+def test_optuna_replicates_start_from_the_points_to_evaluate():
+    space = SearchSpace("t", "", (5, 6), {"model": {"d_model": Choice((7, 8, 16))}},
+                        points_to_evaluate=({"model": {"d_model": 16}},))
+    searcher = optuna_replicates(space, search_seed=0)
+    searcher.set_search_properties(OBJECTIVE, "max", {"model": {"d_model": tune.choice([7, 8, 16])}})
+    first, second = searcher.suggest("a"), searcher.suggest("b")
+    assert first["model"]["d_model"] == second["model"]["d_model"] == 16 and (first["seed"], second["seed"]) == (5, 6)

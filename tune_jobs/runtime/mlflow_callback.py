@@ -1,0 +1,217 @@
+"""A Tune callback that mirrors every trial into its own nested MLflow run, from the driver only.
+
+Unlike ``MLflowLoggerCallback`` it writes under one parent run, looks a trial's run up by trial id
+before creating one (restores continue the same run), logs each result as one batch with its
+training step (a step already logged is skipped), and ends every run FINISHED or FAILED.
+
+A logging failure never stops the sweep: the write is queued and retried, in order, on the next
+callback and at the end (``reconcile``), which also backfills from Tune's stored results whatever
+a killed driver or an unreachable server missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from ray import tune
+
+from mlflow_utils import SweepTracker, TrackingError
+from tune_jobs.runtime.searcher import OBJECTIVE
+from tune_jobs.runtime.trial_config import config_id, flat_fields, run_settings, seed_of
+
+logger = logging.getLogger(__name__)
+
+METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "protocol/", "train_eval/", "diag/", "gen/", "tok/", "data/",
+                   "audit/", "model/")
+TAG_PREFIXES = ("env/", "data/")
+"""String values under these prefixes become tags (``env/`` stripped; ``data/`` checksums kept whole)."""
+METRIC_KEYS = ("lr", "success", OBJECTIVE, "resumed_from_step")
+_LIVE: dict[str, "MlflowTrialRuns"] = {}
+"""The driver's callback of each sweep id; a copy unpickled by ``Tuner.restore`` shares its state."""
+
+
+def flat_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's MLflow params: its fields, seed and config id, and its run settings as ``run.*``."""
+    run = {}
+    for key, value in run_settings(config).items():
+        nested = value.items() if isinstance(value, Mapping) else ()
+        run.update({f"run.{key}.{k}": v for k, v in nested} if nested else {f"run.{key}": value})
+    return {**flat_fields(config), "seed": seed_of(config), "config_id": config_id(config), **run}
+
+
+def default_run_name(config: dict[str, Any]) -> str:
+    """``<config id>-seed<seed>``: a child run's name unless the job gives its own."""
+    return f"{config_id(config)}-seed{seed_of(config)}"
+
+
+class MlflowTrialRuns(tune.Callback):
+    """Child run per trial under ``tracker``'s parent run (see module doc)."""
+
+    def __init__(self, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name) -> None:
+        self.tracker = tracker
+        self.run_name = run_name
+        """Names a trial's run from its trial config."""
+        self.runs: dict[str, str] = {}
+        """trial id -> MLflow run id."""
+        self.failures = 0
+        """Logging calls that raised (each was queued and retried)."""
+        self.pending: deque[tuple[str, Callable[[], None]]] = deque()
+        """Writes that failed, oldest first, waiting to be retried."""
+        self._tags: dict[str, dict[str, str]] = {}
+        self._live: set[str] = set()
+        """Trial ids Tune knows in this run of the job (an MLflow run of any other is an orphan)."""
+        _LIVE[tracker.sweep_id] = self
+
+    # Tune pickles its callbacks into tuner.pkl; Tuner.restore unpickles them in the new driver, where
+    # the copy must write through the live tracker of the reopened sweep, not a stale client.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"sweep_id": self.tracker.sweep_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        sweep_id = state["sweep_id"]
+        live = _LIVE.get(sweep_id)
+        if live is None:
+            raise RuntimeError(f"sweep {sweep_id!r} is restored without its MLflow tracker; "
+                               "restore it through tune_jobs.runtime.tuner.fit")
+        self.__dict__ = live.__dict__
+
+    def _safely(self, what: str, action: Callable[[], None]) -> None:
+        self.pending.append((what, action))
+        self._flush_pending()
+
+    def _flush_pending(self) -> bool:
+        """Run queued writes in order; stop at the first failure (it stays queued). True when all ran."""
+        while self.pending:
+            what, action = self.pending[0]
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001 - logging must never stop the sweep
+                self.failures += 1
+                logger.warning("MLflow %s failed (%d writes queued for retry): %s", what, len(self.pending), error)
+                return False
+            self.pending.popleft()
+        return True
+
+    def flush(self, timeout_s: float = 300.0) -> None:
+        """Retry queued writes with exponential backoff (1 s doubling to 30 s) for up to ``timeout_s``.
+
+        Raises:
+            TrackingError: writes are still failing at the deadline (the results stay in Tune's storage;
+                rerunning the job with ``--resume`` logs them).
+        """
+        deadline, wait = time.monotonic() + timeout_s, 1.0
+        while not self._flush_pending():
+            if time.monotonic() + wait > deadline:
+                raise TrackingError(f"MLflow at {self.tracker.client.tracking_uri} kept failing: "
+                                    f"{len(self.pending)} writes not logged; the results are in Tune's storage, "
+                                    f"rerun the job with --resume to log them")
+            time.sleep(wait)
+            wait = min(2 * wait, 30.0)
+
+    def _run_id(self, trial: Any) -> str:
+        return self._run_for(trial.trial_id, trial.config)
+
+    def _run_for(self, trial_id: str, trial_config: dict) -> str:
+        if trial_id not in self.runs:
+            tags = {"seed": seed_of(trial_config), "config_id": config_id(trial_config)}
+            self.runs[trial_id] = self.tracker.start_trial_run(trial_id, self.run_name(trial_config),
+                                                               flat_params(trial_config), tags,
+                                                               live_trial_ids=self._live | {trial_id})
+        return self.runs[trial_id]
+
+    def _log_result(self, trial_id: str, trial_config: dict, result: dict) -> None:
+        run_id = self._run_for(trial_id, trial_config)
+        metrics = {k: v for k, v in result.items() if k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS}
+        self.tracker.log_metrics(run_id, metrics, step=int(result["step"]))
+        tags = {k.removeprefix("env/"): v for k, v in result.items() if k.startswith(TAG_PREFIXES) and isinstance(v, str)}
+        changed = {k: v for k, v in tags.items() if self._tags.get(run_id, {}).get(k) != v}
+        if changed:  # first result, or a retried trial landed on another node
+            self.tracker.set_tags(run_id, changed)
+            self._tags.setdefault(run_id, {}).update(changed)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._live.update(t.trial_id for t in trials)
+        self._safely("run start", lambda: self._run_id(trial))
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        trial_id, config, result = trial.trial_id, trial.config, dict(result)
+        self._safely("metric logging", lambda: self._log_result(trial_id, config, result))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        checkpoint, last_result = trial.checkpoint, trial.last_result
+
+        def end() -> None:
+            run_id = self._run_id(trial)
+            with final_checkpoint_folder(checkpoint, last_result) as folder:
+                if folder is not None:  # the final checkpoint only: intermediate ones stay in Tune's storage
+                    self.tracker.log_artifacts(run_id, folder, "checkpoints")
+            self.tracker.end_run(run_id, "FINISHED")
+        self._safely("run end", end)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = error_text(trial)
+        self._safely("run end", lambda: self.tracker.end_run(self._run_id(trial), "FAILED", error=error))
+
+    def reconcile(self, results: Any, timeout_s: float = 300.0) -> int:
+        """Make MLflow match Tune's stored results after a fit: retry queued writes, then for every
+        trial log the reported steps its run lacks and end it FINISHED or FAILED if it is not.
+        Returns how many runs were changed.
+
+        Raises:
+            TrackingError: MLflow kept failing for ``timeout_s`` (see ``flush``).
+        """
+        self.flush(timeout_s)
+        results = list(results)
+        self._live.update((r.metrics or {}).get("trial_id") or Path(r.path).name for r in results)
+        changed = 0
+        try:
+            for result in results:
+                changed += self._reconcile_one(result)
+        except Exception as error:  # noqa: BLE001 - name the way out, whatever the store raised
+            raise TrackingError(f"MLflow at {self.tracker.client.tracking_uri} failed while logging stored results "
+                                f"({error}); they are in Tune's storage, rerun the job with --resume") from error
+        return changed
+
+    def _reconcile_one(self, result: Any) -> int:
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        history = result.metrics_dataframe
+        rows = [] if history is None or "step" not in history else \
+            [row for row in history.to_dict("records") if row["step"] == row["step"]]
+        expected = "FAILED" if result.error is not None else "FINISHED"
+        run_id = self.runs.get(trial_id) or self.tracker.find_trial_run(trial_id)
+        if run_id is not None:
+            self.runs[trial_id] = run_id
+            if not self.tracker.missing_steps(run_id, [int(row["step"]) for row in rows]) \
+                    and self.tracker.client.get_run(run_id).info.status == expected:
+                return 0
+        run_id = self._run_for(trial_id, result.config)
+        for row in rows:
+            self._log_result(trial_id, result.config, {k: v for k, v in row.items() if v == v})
+        self.tracker.end_run(run_id, expected, error=None if result.error is None else str(result.error))
+        return 1
+
+
+@contextmanager
+def final_checkpoint_folder(checkpoint: Any, metrics: dict | None) -> Iterator[str | None]:
+    """A local folder with a trial's latest checkpoint: its Tune checkpoint, else the Ray Train
+    checkpoint a data-parallel trial reports as ``checkpoint_path`` (``TuneReportCallback``); None
+    when there is neither."""
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            yield folder
+        return
+    path = (metrics or {}).get("checkpoint_path")
+    yield path if path and Path(path).is_dir() else None
+
+
+def error_text(trial: Any) -> str:
+    """A failed trial's error text: the local error file Tune has just written, else the synced copy."""
+    local = trial.error_file
+    if local and Path(local).is_file():
+        return Path(local).read_text()
+    return str(trial.get_error() or "trial failed (Tune stored no error text)")

@@ -1,0 +1,44 @@
+"""Tune's results read back: one row per trial, the same common columns for every trainable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray.tune import ResultGrid
+
+from tune_jobs.runtime.trial import Trial
+from tune_jobs.runtime.trial_config import config_id, flat_fields, replicate_of, seed_of
+
+
+def trial_id_of(result: Any) -> str:
+    """A result's trial id: the one it reported, else its folder's name (``trial_dirname_creator``)."""
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
+
+
+def error_line(result: Any, limit: int = 300) -> str | None:
+    """The last line of a failed trial's error (what it died of), cut to ``limit`` characters."""
+    if result.error is None:
+        return None
+    lines = str(result.error).strip().splitlines() or ["(no error text)"]
+    return lines[-1][:limit]
+
+
+def cell(value: Any) -> Any:
+    """A table cell: a list or tuple as its JSON text (so JSON and CSV tables show the same value)."""
+    return json.dumps(value) if isinstance(value, (list, tuple)) else value
+
+
+def trial_table(grid: ResultGrid, trial: Trial) -> pd.DataFrame:
+    """One row per trial: ``trial_id``, ``config_id``, ``seed``, ``replicate``, ``error``, every
+    ``section.field`` of its configuration (lists as JSON text), and ``trial.measure``'s columns
+    (``finished`` among them)."""
+    rows = []
+    for result in grid:
+        config = result.config
+        rows.append({"trial_id": trial_id_of(result), "config_id": config_id(config), "seed": seed_of(config),
+                     "replicate": replicate_of(config), "error": error_line(result),
+                     **trial.measure(result), **{k: cell(v) for k, v in flat_fields(config).items()}})
+    return pd.DataFrame(rows)

@@ -1,0 +1,64 @@
+"""The one shape of a trial's config, the same for sweeps, reproductions and command runs.
+
+A Tune trial's config is a dict of:
+
+- **config sections**: each a dict of one config class's fields (``model`` and ``train`` of the
+  addition trainable; ``model``, ``train``, ``data``, ``tokenizer``... of the language model;
+  ``command`` and ``params`` of a command job), never holding a seed. They are the
+  configuration's identity: ``config_id`` hashes them and nothing else;
+- ``seed``: the replicate's seed, written by the seed-replicate searcher (``runtime.searcher``);
+- ``__trial_index__``: the replicate's index among its configuration's (Ray's ``Repeater``);
+- ``run``: how the trial runs, not what it is (``success_threshold``, ``protocol``, ``max_steps``,
+  ``checkpoint_interval``, the Ray Train spec ``ray_train``).
+
+Every reader (trial bodies, the MLflow callback, trial tables, checkpoints) goes through this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+SEED = "seed"
+"""Key of the replicate's seed."""
+RUN = "run"
+"""Key of the run settings (not part of the configuration's identity)."""
+REPLICATE = "__trial_index__"
+"""Key of the replicate's index (``ray.tune.search.repeater.TRIAL_INDEX``)."""
+
+
+def sections(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The config sections of a trial config: every dict-valued key but ``run``."""
+    return {k: dict(v) for k, v in config.items() if isinstance(v, Mapping) and k != RUN}
+
+
+def seed_of(config: Mapping[str, Any]) -> int:
+    """The trial's seed.
+
+    Raises:
+        KeyError: the config has no seed (it was not made by the seed-replicate searcher).
+    """
+    return int(config[SEED])
+
+
+def replicate_of(config: Mapping[str, Any]) -> int:
+    """The trial's index among its configuration's replicates (0 for the first)."""
+    return int(config.get(REPLICATE, 0))
+
+
+def run_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The trial's run settings (empty when none were given)."""
+    return config.get(RUN) or {}
+
+
+def config_id(config: Mapping[str, Any]) -> str:
+    """Short stable id of a configuration: the first 8 hex digits of the SHA-1 of its sections as
+    sorted JSON (the seed and the run settings are not part of it)."""
+    payload = json.dumps(sections(config), sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()[:8]
+
+
+def flat_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field of every section as ``section.field`` -> value."""
+    return {f"{name}.{k}": v for name, fields in sections(config).items() for k, v in fields.items()}

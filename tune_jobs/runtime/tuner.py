@@ -1,0 +1,109 @@
+"""Building, restoring and fitting the Tuner of a job, each trial mirrored into MLflow.
+
+Crashed trials are retried ``settings.max_failures`` times from their latest checkpoint. With
+``settings.resume`` the experiment ``storage_path/name`` is restored instead (finished trials kept,
+unfinished and errored ones continued from their checkpoints, the searcher's state reloaded). After
+the fit, every trial's results in Tune's storage are reconciled into MLflow, so what a killed driver
+or an unreachable server missed is logged once. Restoring unpickles the experiment's state from the
+storage path: it must be storage the user trusts.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ray import tune
+from ray.tune import ResultGrid
+from ray.tune.search import Searcher
+
+from mlflow_utils import SweepTracker
+from trainables.checks import ConfigError
+from tune_jobs.runtime.mlflow_callback import MlflowTrialRuns, default_run_name
+from tune_jobs.runtime.ray_session import start_ray, trial_resources
+from tune_jobs.runtime.ray_train import RAY_TRAIN, data_parallel
+from tune_jobs.runtime.searcher import OBJECTIVE
+from tune_jobs.runtime.settings import RunSettings, is_uri
+from tune_jobs.runtime.storage import check_shared_storage, check_writable
+from tune_jobs.runtime.trial import Trial
+from tune_jobs.runtime.trial_config import RUN
+
+
+def job_name(settings: RunSettings, prefix: str) -> str:
+    """The Tune experiment (and parent run) name: ``settings.name``; with ``resume`` and no name, the
+    newest experiment in the storage path starting with ``prefix-``; else ``prefix-<UTC time>``.
+
+    Raises:
+        ConfigError: ``resume`` is set and there is nothing to resume.
+    """
+    storage = settings.storage()
+    if not settings.resume:
+        return settings.name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    if settings.name:
+        candidates = [f"{storage.rstrip('/')}/{settings.name}"]
+    elif is_uri(storage):
+        raise ConfigError(f"resume: name the job to restore (--name) when storage_path is a URI ({storage})")
+    else:
+        candidates = [str(path) for path in sorted(Path(storage).glob(f"{prefix}-*"),
+                                                   key=lambda path: path.stat().st_mtime, reverse=True)]
+    for path in candidates:
+        if tune.Tuner.can_restore(path):
+            return path.rstrip("/").rsplit("/", 1)[-1]
+    raise ConfigError(f"resume: no interrupted job {settings.name or prefix + '-*'!r} to restore in {storage}; "
+                      f"run the job without --resume to start it")
+
+
+def check_trial(settings: RunSettings, trial: Trial) -> None:
+    """Refuse, before Ray starts, settings the trial cannot run under.
+
+    Raises:
+        ConfigError: ``workers`` > 1 for a trial without a data-parallel body (names both).
+    """
+    if settings.workers > 1 and not trial.data_parallel:
+        raise ConfigError(f"workers={settings.workers}: the {trial.name} trial has no data-parallel version "
+                          f"(its training is not sharded); run it with workers=1")
+
+
+def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
+        name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name
+        ) -> tuple[ResultGrid, MlflowTrialRuns]:
+    """Run ``trial`` on the configs ``searcher`` suggests, each mirrored into MLflow under ``tracker``'s
+    parent run (see the module doc); returns Tune's results and the callback (its run ids).
+
+    Raises:
+        ConfigError: settings the trial or the cluster cannot serve (before any trial runs).
+        StorageError: the storage path is not writable, or not shared by every node.
+    """
+    check_trial(settings, trial)
+    storage = settings.storage()
+    check_writable(storage)
+    run = dict(param_space.get(RUN, {}))
+    if settings.checkpoint_interval is not None:
+        run["checkpoint_interval"] = settings.checkpoint_interval
+    trainable = trial.tune_function()
+    if settings.workers > 1:
+        run[RAY_TRAIN] = {"workers": settings.workers, "cpus_per_worker": settings.threads,
+                          "gpus_per_worker": settings.gpus_per_trial, "storage": f"{storage.rstrip('/')}/{name}/ray_train"}
+        trainable = data_parallel(trial)
+    param_space = {**param_space, RUN: run}
+    concurrent = start_ray(settings)
+    check_shared_storage(storage)
+    trainable = tune.with_resources(trainable, trial_resources(settings))
+    callback = MlflowTrialRuns(tracker, run_name)
+    if settings.resume:
+        tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{name}", trainable, resume_unfinished=True,
+                                   resume_errored=True, param_space=param_space)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(search_alg=searcher, metric=OBJECTIVE, mode="max", num_samples=num_samples,
+                                        max_concurrent_trials=concurrent, reuse_actors=True,
+                                        trial_dirname_creator=lambda t: t.trial_id),
+            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[callback], verbose=1,
+                                      failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+        )
+    grid = tuner.fit()
+    callback.reconcile(grid)
+    return grid, callback

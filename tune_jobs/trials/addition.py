@@ -1,0 +1,111 @@
+"""The addition trainable as a trial: one configuration x one seed, judged by its seed replicates.
+
+Each report carries the trainable's metrics (``trainables.addition.train``), ``success`` (best
+validation exact match at or above the run setting ``success_threshold``), the Optuna ``objective``
+(success + ``TIE_BREAK`` x best exact match), and ``env/*`` provenance strings. Every
+``checkpoint_interval`` steps and at the last step a report carries the checkpoint folder (best.pt,
+last.pt); a retried or restored trial continues from its latest checkpoint, bit-identical to a run
+never stopped, and reports ``resumed_from_step``. When the run settings name a ``protocol`` (100k,
+adderboard, validation), the last report adds ``protocol/exact_match``: the best checkpoint's score
+on it. ``max_steps`` stops the run early on its full schedule. The verdict is the seed rule
+(``verdicts.seeds``).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trainables.addition.checkpoint import load_checkpoint
+from trainables.addition.config import ModelConfig, TrainConfig
+from trainables.addition.evaluate import PROTOCOLS
+from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
+from trainables.provenance import provenance
+from tune_jobs.runtime.ray_session import node_tags
+from tune_jobs.runtime.searcher import OBJECTIVE
+from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval
+from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
+from tune_jobs.verdicts import seeds
+
+TIE_BREAK = 1e-3
+"""Weight of the best exact match in the objective: below the 1/n step of a success rate for n <= 1000 seeds."""
+
+
+def objective(best_exact_match: float, threshold: float) -> tuple[float, float]:
+    """(success, objective) of a replicate whose best validation exact match is ``best_exact_match``."""
+    success = float(best_exact_match >= threshold)
+    return success, success + TIE_BREAK * max(best_exact_match, 0.0)
+
+
+def body(config: dict[str, Any], context: TrialContext) -> None:
+    """Train the trial's configuration with its seed, reporting at every evaluation (see the module doc)."""
+    seed, run = seed_of(config), run_settings(config)
+    model_config = ModelConfig.from_dict(config["model"])
+    train_config = TrainConfig.from_dict({**config["train"], "seed": seed})
+    threshold = float(run.get("success_threshold", seeds.SUCCESS_THRESHOLD))
+    protocol = run.get("protocol")
+    constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
+                **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
+
+    def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        best = metrics["val/best_exact_match"]
+        success, score = objective(best, threshold)
+        result = {**metrics, "success": success, OBJECTIVE: score, **constant}
+        if "test/exact_match" in metrics and protocol:
+            result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
+                                                            train_config.eval_batch_size)
+        context.report(result, checkpoint_dir)
+
+    with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
+        resumed_at = context.restore_latest(out_dir, LAST_CHECKPOINT)
+        if resumed_at is not None:
+            constant["resumed_from_step"] = resumed_at
+        train(model_config, train_config, out_dir, report, max_steps=run.get("max_steps"),
+              checkpoint_interval=checkpoint_interval(config, train_config.eval_interval),
+              resume_from=None if resumed_at is None else out_dir, shard=context.shard, prepare=context.prepare)
+
+
+def protocol_score(protocol: str, checkpoint_dir: str | Path | None, best_val_exact_match: float, device: str = "cpu",
+                   batch_size: int = 512) -> float:
+    """Exact match of a run's best checkpoint (``best.pt`` in the reference format) on a published
+    protocol; for 'validation', the best validation exact match seen during training.
+
+    Raises:
+        FileNotFoundError: the folder has no best.pt.
+    """
+    if protocol == "validation":
+        return best_val_exact_match
+    loaded = load_checkpoint(Path(checkpoint_dir or "") / BEST_CHECKPOINT, device)
+    return PROTOCOLS[protocol](loaded.model, batch_size).exact_match
+
+
+def measure(result: Any) -> dict[str, Any]:
+    """Trial-table columns of one trial from its reported history: ``finished`` (ended without an
+    error, having evaluated), ``best_exact_match`` and ``grokking_step`` (first evaluation at or
+    above the success threshold) of validation exact match."""
+    history = result.metrics_dataframe
+    has_history = history is not None and "val/exact_match" in history
+    steps = history["step"].tolist() if has_history else []
+    ems = history["val/exact_match"].tolist() if has_history else []
+    threshold = float(run_settings(result.config).get("success_threshold", seeds.SUCCESS_THRESHOLD))
+    return {"finished": result.error is None and bool(steps), "best_exact_match": max(ems) if ems else math.nan,
+            "grokking_step": seeds.grokking_step(steps, ems, threshold)}
+
+
+def verdict_table(trials: Any, settings: Any) -> Any:
+    """The seed verdict (``verdicts.seeds.verdict_table``) with the job's threshold and minimum seeds."""
+    return seeds.verdict_table(trials, settings.success_threshold, settings.min_seeds)
+
+
+COLUMNS = ("config_id", "verdict", "successes", "seeds_run", "errored", "wilson_low", "wilson_high",
+           "mean_best_exact_match", "grokking_steps")
+"""Verdict columns every seed-judged trial prints first."""
+
+ADDITION = Trial(
+    name="addition", body=body, measure=measure, verdict_table=verdict_table, summary_line=seeds.summary_line,
+    child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=True,
+    columns=(*COLUMNS, "model.d_model", "model.d_ff", "model.pos_rank", "model.qkv_rank", "model.attn_out_rank",
+             "model.ffn_rank", "model.use_rmsnorm", "train.lr"))
+"""The addition trainable (``trainables.addition``) as the runtime runs it."""

@@ -1,0 +1,61 @@
+"""An external training command (``trainables.command``) as a trial, judged like the addition trainable.
+
+The trial config's ``command`` section names the job file (``job``) and the thread count given to the
+command (``threads``, as OMP/MKL_NUM_THREADS); its ``params`` section fills the command's
+placeholders, with the trial's seed as ``{seed}``. Each metrics row the command writes becomes a
+report with ``val/best_exact_match``, ``success``, the Optuna ``objective`` and ``env/*`` provenance
+(the command repository's commit too). With the run setting ``protocol``, ``protocol/exact_match`` is
+the best validation exact match so far ('validation') or, on the last report, the score of the
+command's ``best.pt`` (reference checkpoint format) on the 100k / AdderBoard protocol. A failing or
+hanging command raises ``CommandFailed``: the trial ends FAILED with the tail of its output. The
+command runs from scratch when retried (job files have no resume).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trainables.command import load_command_spec, run_command
+from trainables.provenance import git_state, provenance
+from tune_jobs.runtime.searcher import OBJECTIVE
+from tune_jobs.runtime.trial import Trial, TrialContext
+from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
+from tune_jobs.trials.addition import COLUMNS, measure, objective, protocol_score, verdict_table
+from tune_jobs.verdicts import seeds
+
+
+def body(config: dict[str, Any], context: TrialContext) -> None:
+    """Run the job file with the trial's params and seed (see the module doc)."""
+    spec = load_command_spec(config["command"]["job"])
+    seed, run = seed_of(config), run_settings(config)
+    threads = int(config["command"].get("threads", 1))
+    threshold = float(run.get("success_threshold", seeds.SUCCESS_THRESHOLD))
+    protocol = run.get("protocol")
+    command_commit, command_dirty = git_state(str(spec.workdir))
+    constant = {"seed": seed, "config_id": config_id(config),
+                **{f"env/{k}": v for k, v in provenance("cpu", threads).items()}, "env/command_job": spec.name,
+                "env/command_git_commit": command_commit, "env/command_git_dirty": str(command_dirty).lower()}
+    best = -math.inf
+
+    def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        nonlocal best
+        best = max(best, metrics.get("val/exact_match", -math.inf))
+        success, score = objective(best, threshold)
+        result = {**metrics, "val/best_exact_match": best, "success": success, OBJECTIVE: score, **constant}
+        if protocol == "validation" or (protocol and checkpoint_dir is not None):
+            result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best)
+        context.report(result, checkpoint_dir)
+
+    with tempfile.TemporaryDirectory(prefix="reprotune-command-") as out_dir:
+        run_command(spec, {**config.get("params", {}), "seed": seed}, out_dir, report,
+                    run_name=f"{config_id(config)}-seed{seed}",
+                    env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+
+
+COMMAND = Trial(
+    name="command", body=body, measure=measure, verdict_table=verdict_table, summary_line=seeds.summary_line,
+    child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=False, columns=COLUMNS)
+"""An external training command as the runtime runs it (no data-parallel version: refused with workers > 1)."""

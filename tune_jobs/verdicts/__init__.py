@@ -1,0 +1,1 @@
+"""Verdicts: pure functions of trial tables (pandas, scipy): seed replicates, language models, claims."""
