@@ -9,16 +9,42 @@ from trainables.addition.train import train
 MODEL_512P = ModelConfig(d_model=7, d_ff=14, pos_rank=3, qkv_rank=3, attn_out_rank=3, ffn_rank=3)
 
 
-def test_section_8_check_value_bit_for_bit():
-    """512p, seed 42, batch 512, 27k schedule, 2 intra-op threads: loss 0.483738 at step 299.
+CHECK_VALUES = {
+    "AuthenticAMD": (0.48373842239379883, "the record's 0.483738 (section 8), measured on the project's AMD EPYC "
+                                          "boxes (2026-11-21, and every CI run since)"),
+    "GenuineIntel/AVX512": (0.48455819487571716, "the reference implementation itself (yinglunz @ 1fb37db, "
+                                                 "`python -m src.train --seed 42 --pos-rank 3 --qkv-rank 3 "
+                                                 "--attn-out-rank 3 --ffn-rank 3 --eval-interval 299`, 2 threads) "
+                                                 "on an Intel Xeon with AVX-512, 2026-12-01 (RESULTS.md)"),
+}
+"""Float32 training loss at step 299 of the section 8 run, by CPU: the kernels torch and MKL pick differ by
+CPU vendor and vector width, and so do the rounding errors, so the check value holds bit for bit only on
+the kind of CPU it was measured on (the same happens to the reference implementation)."""
 
-    The record gives six decimals; the float32 value this implementation computes is pinned too,
-    so any change of operation order shows up here first.
+
+def cpu_kind() -> tuple[str, str]:
+    """(vendor id from /proc/cpuinfo, ATen's CPU capability, e.g. AVX2 or AVX512)."""
+    vendor = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("vendor_id")),
+                  "unknown")
+    return vendor, torch.backends.cpu.get_cpu_capability()
+
+
+def test_section_8_check_value_bit_for_bit():
+    """512p, seed 42, batch 512, 27k schedule, 2 intra-op threads: loss 0.483738 at step 299 (the record).
+
+    The float32 value is pinned per kind of CPU (``CHECK_VALUES``), so any change of operation order
+    shows up here first; on a kind of CPU without a pinned value the test says how to add one.
     """
+    vendor, capability = cpu_kind()
+    pinned = CHECK_VALUES.get(vendor) or CHECK_VALUES.get(f"{vendor}/{capability}")
+    if pinned is None:
+        pytest.skip(f"no check value pinned for {vendor}/{capability}: run the reference implementation's "
+                    f"section 8 command on this CPU and add its step-299 loss to CHECK_VALUES")
     result = train(MODEL_512P, TrainConfig(seed=42, threads=2, mode="faithful", val_size=500, test_size=500),
                    max_steps=300)
-    assert f"{result.loss_trace[299]:.6f}" == "0.483738"
-    assert result.loss_trace[299] == 0.48373842239379883
+    assert result.loss_trace[299] == pinned[0], pinned[1]
+    if vendor == "AuthenticAMD":
+        assert f"{result.loss_trace[299]:.6f}" == "0.483738"
     assert len(result.loss_trace) == 300
     assert torch.get_num_threads() == 2
 
