@@ -307,7 +307,7 @@ def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM
 
 
 def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last: dict[str, Any]) -> dict[str, Any]:
-    """Generation health, jump step and audits after the last evaluation ``last`` (also fills ``result``)."""
+    """Generation health, ablations, jump step and audits after the last evaluation ``last`` (fills ``result``)."""
     gen = run.generation
     prompts = list(gen.prompts) or derive_prompts(data.split.val, gen.num_prompts, gen.prompt_chars)
     rows, gen_metrics = generation_health(model, data.tokenizer, prompts, gen, run.model.context_length,
