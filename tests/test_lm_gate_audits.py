@@ -132,9 +132,10 @@ def test_ablation_variants_remove_what_they_say():
     means = ablation.output_means(modules, lambda: model(x))
     seen = ablation.output_means(modules, lambda: model(x[:1]))  # another text: another mean
     assert not torch.equal(means[modules[0]], seen[modules[0]])
-    with ablation.ablated(modules, "mean", means), ablation._hooked(modules[:1], lambda m, i, out: seen.update(
-            {m: out.clone()})):
+    with ablation.ablated(modules, "mean", means):
+        handle = modules[0].register_forward_hook(lambda m, _inputs, output: seen.update({m: output.clone()}))
         model(x)
+        handle.remove()
     assert torch.equal(seen[modules[0]], means[modules[0]].expand(2, 16, 64))
     with ablation.ablated(modules, "reset4"):
         assert [m.reset_every for m in modules] == [4, 4]

@@ -23,8 +23,8 @@ thresholds of an ``AuditConfig``:
   or replaced by its mean, and for the memory its state restarted, ``trainables.lm.ablation``)
   changes the validation bits per byte by ``min_ablation_change`` of their value or more (the
   reported memory: never, every shard or every batch, 1 part in 752 of the perplexity). Every
-  variant must agree: one variant alone can miss a use (zeroing a used memory of a 2-layer stdlib
-  model moved bits per byte by 0.67% while restarting it every token moved them by 2.7%).
+  variant must agree: one variant alone can miss a use (zeroing a used memory moved bits per byte
+  by 0.40% where restarting it every token moved them by 2.29%; docs/lm.md, memory ablation).
 
 The gate audits read the ``diag/gate/<module>/<stat>`` entries of the last evaluation (absent with
 ``train.diagnostics`` off: nothing is flagged), the ablation audit the
@@ -151,6 +151,12 @@ def gate_layers(measured: Mapping[str, float]) -> dict[str, dict[str, dict[str, 
     return roles
 
 
+def _module(role: str, layer: str) -> str:
+    """The module name of ``role`` at ``layer`` (the inverse of ``gate_layers``'s grouping)."""
+    numbers = iter(layer.split("."))
+    return ".".join(next(numbers) if part == "*" else part for part in role.split("."))
+
+
 def gate_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str, str]:
     """``gates_linear``, ``gates_dead``, ``gates_saturated`` (rules in the module doc) with reasons."""
     linear, shares = [], {"dead": [], "saturated": []}
@@ -160,7 +166,7 @@ def gate_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str, 
             linear.append(f"{role} {', '.join(f'{x:.3g}' for x in inputs)} (layers {', '.join(layers)})")
         for stat in shares:
             limit = config.max_dead_share if stat == "dead" else config.max_saturated_share
-            shares[stat] += [f"{role.replace('*', layer)} {stats[stat]:.0%}" for layer, stats in layers.items()
+            shares[stat] += [f"{_module(role, layer)} {stats[stat]:.0%}" for layer, stats in layers.items()
                              if stats.get(stat, math.nan) > limit]
     flags = {}
     if linear:
