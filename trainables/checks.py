@@ -49,6 +49,14 @@ def fraction(obj: Any, name: str, low_open: bool = False, high_open: bool = Fals
     require(ok, f"{name} must be in {'(' if low_open else '['}0, 1{')' if high_open else ']'}, got {value!r}")
 
 
+def finite_number(obj: Any, name: str, above_zero: bool = False) -> None:
+    """Field ``name`` of ``obj`` is a finite number >= 0 (> 0 with ``above_zero``)."""
+    value = getattr(obj, name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    require(ok and (value > 0 if above_zero else value >= 0),
+            f"{name} must be a finite number {'>' if above_zero else '>='} 0, got {value!r}")
+
+
 def finite_numbers(obj: Any) -> None:
     """Every numeric field of a dataclass instance is a finite number (NaN and inf are refused)."""
     for item in dataclasses.fields(obj):

@@ -3,7 +3,8 @@
     python -m trainables.lm --data.corpus en --tokenizer.vocab-size 1024 --train.train-steps 300 --out-dir runs/en
 
 Prints the metrics of every evaluation as one JSON line (strings and numbers), then the audit
-flags and the completions of the generation check.
+flags, the ablation audit's bits per byte (a model with a gated memory) and the completions of the
+generation check (the ablated models' labelled with their ablation).
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print("audit flags:", json.dumps(result.flags, indent=1) if result.flags else "none")
+    if result.ablations:
+        print("ablations (validation bits per byte):", json.dumps(result.ablations, indent=1))
     for row in result.completions:
-        print(f"[{row['mode']}{' COLLAPSED' if row['collapsed'] else ''}] {row['prompt']!r} -> {row['completion']!r}")
+        ablated = "" if row.get("ablation", "none") == "none" else f" {row['ablation']}"
+        print(f"[{row['mode']}{ablated}{' COLLAPSED' if row['collapsed'] else ''}] {row['prompt']!r} -> "
+              f"{row['completion']!r}")
     return 0
 
 

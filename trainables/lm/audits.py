@@ -13,7 +13,22 @@ thresholds of an ``AuditConfig``:
 - ``perplexity_near_one``: final validation perplexity per token below ``min_perplexity``;
 - ``collapsed_generation``: more than ``max_collapse_rate`` of the sampled completions are
   collapsed (``trainables.lm.generation``) although the validation bits per byte beat a unigram
-  model of the same tokens (a loss that looks learned).
+  model of the same tokens (a loss that looks learned);
+- ``gates_linear``: some tanh/sigmoid gate (one module per block, ``blocks.*.memory.tanh``) has a
+  mean |input| below ``linear_input_abs_mean`` in every layer at the last evaluation: its
+  nonlinearity is unused (the reported failure: 0.017 in every layer of a memory LM);
+- ``gates_dead`` / ``gates_saturated``: more than ``max_dead_share`` of some gate module's outputs
+  pass nothing, or more than ``max_saturated_share`` carry no gradient (``trainables.diagnostics``);
+- ``component_unused``: no ablation of a component meant to carry information (its output zeroed
+  or replaced by its mean, and for the memory its state restarted, ``trainables.lm.ablation``)
+  changes the validation bits per byte by ``min_ablation_change`` of their value or more (the
+  reported memory: never, every shard or every batch, 1 part in 752 of the perplexity). Every
+  variant must agree: one variant alone can miss a use (zeroing a used memory moved bits per byte
+  by 0.40% where restarting it every token moved them by 2.29%; docs/lm.md, memory ablation).
+
+The gate audits read the ``diag/gate/<module>/<stat>`` entries of the last evaluation (absent with
+``train.diagnostics`` off: nothing is flagged), the ablation audit the
+``diag/ablation/<component>/<variant>/relative_change`` entries.
 """
 
 from __future__ import annotations
@@ -27,7 +42,8 @@ from torch import nn
 
 from trainables.lm.config import AuditConfig
 
-FLAGS = ("causal_leak", "split_overlap", "val_better_than_train", "perplexity_near_one", "collapsed_generation")
+FLAGS = ("causal_leak", "split_overlap", "val_better_than_train", "perplexity_near_one", "collapsed_generation",
+         "gates_linear", "gates_dead", "gates_saturated", "component_unused")
 """Audit names, each reported as ``audit/<name>`` = 1.0 (flagged) or 0.0."""
 
 
@@ -86,8 +102,10 @@ def audit_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str,
 
     Args:
         measured: ``causal_leak`` (max logit change), ``split_overlap`` (share), ``val_better``
-            (1.0/0.0), ``val_perplexity``, ``val_bits_per_byte``, ``unigram_bits_per_byte`` and
-            ``collapse_rate_sampled``; a missing or NaN measurement raises no flag.
+            (1.0/0.0), ``val_perplexity``, ``val_bits_per_byte``, ``unigram_bits_per_byte``,
+            ``collapse_rate_sampled``, and any ``diag/gate/<module>/<stat>`` and
+            ``diag/ablation/<component>/<variant>/relative_change`` entries; a missing or NaN
+            measurement raises no flag.
     """
     def value(key: str) -> float:
         v = measured.get(key, math.nan)
@@ -112,4 +130,69 @@ def audit_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str,
                                          f"into a 1-2 token loop although bits per byte "
                                          f"{value('val_bits_per_byte'):.3f} beat the unigram "
                                          f"{value('unigram_bits_per_byte'):.3f}")
+    return {**flags, **gate_flags(measured, config), **unused_flags(measured, config)}
+
+
+def gate_layers(measured: Mapping[str, float]) -> dict[str, dict[str, dict[str, float]]]:
+    """``diag/gate/<module>/<stat>`` entries grouped as role -> layer -> stat -> value.
+
+    A module's role is its name with every numeric part replaced by ``*`` (``blocks.1.memory.tanh``
+    -> ``blocks.*.memory.tanh``), its layer those parts (``1``; ``-`` for a module outside any list).
+    """
+    roles: dict[str, dict[str, dict[str, float]]] = {}
+    for key, v in measured.items():
+        if not key.startswith("diag/gate/"):
+            continue
+        module, stat = key[len("diag/gate/"):].rsplit("/", 1)
+        parts = module.split(".")
+        role = ".".join("*" if p.isdigit() else p for p in parts)
+        layer = ".".join(p for p in parts if p.isdigit()) or "-"
+        roles.setdefault(role, {}).setdefault(layer, {})[stat] = float(v)
+    return roles
+
+
+def _module(role: str, layer: str) -> str:
+    """The module name of ``role`` at ``layer`` (the inverse of ``gate_layers``'s grouping)."""
+    numbers = iter(layer.split("."))
+    return ".".join(next(numbers) if part == "*" else part for part in role.split("."))
+
+
+def gate_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str, str]:
+    """``gates_linear``, ``gates_dead``, ``gates_saturated`` (rules in the module doc) with reasons."""
+    linear, shares = [], {"dead": [], "saturated": []}
+    for role, layers in sorted(gate_layers(measured).items()):
+        inputs = [stats.get("input_abs_mean", math.nan) for stats in layers.values()]
+        if all(x < config.linear_input_abs_mean for x in inputs):
+            linear.append(f"{role} {', '.join(f'{x:.3g}' for x in inputs)} (layers {', '.join(layers)})")
+        for stat in shares:
+            limit = config.max_dead_share if stat == "dead" else config.max_saturated_share
+            shares[stat] += [f"{_module(role, layer)} {stats[stat]:.0%}" for layer, stats in layers.items()
+                             if stats.get(stat, math.nan) > limit]
+    flags = {}
+    if linear:
+        flags["gates_linear"] = (f"mean |input| of {'; '.join(linear)} below {config.linear_input_abs_mean:g} "
+                                 f"in every layer: the gate computes a linear function")
+    if shares["dead"]:
+        flags["gates_dead"] = (f"outputs passing nothing: {', '.join(shares['dead'])} "
+                               f"(> {config.max_dead_share:.0%})")
+    if shares["saturated"]:
+        flags["gates_saturated"] = (f"outputs saturated, carrying no gradient: {', '.join(shares['saturated'])} "
+                                    f"(> {config.max_saturated_share:.0%})")
     return flags
+
+
+def unused_flags(measured: Mapping[str, float], config: AuditConfig) -> dict[str, str]:
+    """``component_unused`` (rule in the module doc): every component none of whose ablation variants
+    moved the validation bits per byte by ``min_ablation_change`` or more, with each variant's change."""
+    changes: dict[str, dict[str, float]] = {}
+    for key, v in measured.items():
+        if key.startswith("diag/ablation/") and key.endswith("/relative_change"):
+            component, variant = key[len("diag/ablation/"):-len("/relative_change")].rsplit("/", 1)
+            changes.setdefault(component, {})[variant] = float(v)
+    unused = [f"{component} ({', '.join(f'{variant} {v:+.2%}' for variant, v in variants.items())})"
+              for component, variants in sorted(changes.items())
+              if all(abs(v) < config.min_ablation_change for v in variants.values())]
+    if not unused:
+        return {}
+    return {"component_unused": (f"no ablation of {'; '.join(unused)} changed validation bits per byte by "
+                                 f"{config.min_ablation_change:.0%} or more: the model does not use it")}

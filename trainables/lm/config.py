@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from trainables.checks import ConfigError, finite_numbers  # noqa: F401 - ConfigError is re-exported
+from trainables.checks import finite_number as _finite
 from trainables.checks import fraction as _fraction
 from trainables.checks import positive_ints as _positive
 from trainables.checks import require as _require
@@ -42,6 +43,11 @@ class ModelConfig:
     gate diagnostics."""
     tie_embeddings: bool = True
     """Share the token embedding with the output head."""
+    gate_input_gain: float = 1.0
+    """Constant (not trained) factor on the inputs of the gated memory's tanh and sigmoid: 1 is the
+    plain memory; 0.5/sqrt(d_model) reproduces a reported failure (an ``input_gain`` initialized at
+    0.5/sqrt(576) kept a 58M-parameter memory LM's tanh inputs at 0.017, a memory it never used).
+    Needs gate='memory'."""
 
     def __post_init__(self) -> None:
         finite_numbers(self)
@@ -49,6 +55,9 @@ class ModelConfig:
         _require(self.d_model % self.n_head == 0, f"n_head={self.n_head} must divide d_model={self.d_model}")
         _require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
         _require(self.gate in ("none", "glu", "memory"), f"gate must be 'none', 'glu' or 'memory', got {self.gate!r}")
+        _finite(self, "gate_input_gain", above_zero=True)
+        _require(self.gate_input_gain == 1.0 or self.gate == "memory",
+                 f"gate_input_gain={self.gate_input_gain!r} acts on the gated memory only, but gate={self.gate!r}")
 
 
 @dataclass(frozen=True)
@@ -218,15 +227,41 @@ class AuditConfig:
     """Validation perplexity per token below this is implausible for natural text."""
     max_collapse_rate: float = 0.5
     """Largest share of collapsed sampled completions allowed when the loss beats a unigram model."""
+    linear_input_abs_mean: float = 0.1
+    """A tanh/sigmoid gate whose mean |input| is below this in every layer computes a linear function
+    (``gates_linear``): tanh(x) = x - x^3/3 + ... differs from x by 0.33% at |x| = 0.1, and sigmoid(x)
+    = 1/2 + x/4 - x^3/48 + ... from 1/2 + x/4 by 0.08% of x/4. 0.1 is the line of the external
+    review of a 58M-parameter memory LM whose tanh inputs averaged 0.017 ('far below 0.1')."""
+    max_dead_share: float = 0.5
+    """Largest share of a gate's outputs that pass nothing (``gates_dead``; sigmoid < 0.05, |tanh| <
+    0.05, the margin ``trainables.diagnostics.DEAD``). 0.5, a majority, is this project's choice."""
+    max_saturated_share: float = 0.5
+    """Largest share of a gate's outputs that carry no gradient (``gates_saturated``; sigmoid > 0.95,
+    |tanh| > 0.95). 0.5, a majority, is this project's choice."""
+    min_ablation_change: float = 0.01
+    """A component none of whose ablations (``trainables.lm.ablation``) changes validation bits per
+    byte by this share or more is unused (``component_unused``); the reported memory's resets moved
+    perplexity by 1 part in 752 (0.13%). 1% is this project's choice."""
+    ablation_reset_every: tuple[int, ...] = (1, 16)
+    """The ablation also scores the gated memory restarted every N tokens inside each window, for each
+    N here below context_length (1: no memory across tokens at all); () for none."""
 
     def __post_init__(self) -> None:
         finite_numbers(self)
+        if isinstance(self.ablation_reset_every, list):
+            object.__setattr__(self, "ablation_reset_every", tuple(self.ablation_reset_every))
         _require(self.causal_tolerance >= 0, f"causal_tolerance must be >= 0, got {self.causal_tolerance!r}")
         _positive(self, "overlap_min_chars")
-        _fraction(self, "max_overlap")
         _require(self.val_better_margin >= 0, f"val_better_margin must be >= 0, got {self.val_better_margin!r}")
         _require(self.min_perplexity >= 1, f"min_perplexity must be >= 1, got {self.min_perplexity!r}")
-        _fraction(self, "max_collapse_rate")
+        for name in ("max_overlap", "max_collapse_rate", "max_dead_share", "max_saturated_share",
+                     "min_ablation_change"):
+            _fraction(self, name)
+        _finite(self, "linear_input_abs_mean")
+        every = self.ablation_reset_every
+        _require(isinstance(every, tuple) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                                  for n in every),
+                 f"ablation_reset_every must hold positive integers, got {every!r}")
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig,

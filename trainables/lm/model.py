@@ -68,18 +68,43 @@ class FeedForward(nn.Module):
 
 
 class GatedMemory(nn.Module):
-    """``W_o(sigmoid(x W_g) * m)``, m_t the mean of ``tanh(x_s W_c)`` over positions s <= t (causal)."""
+    """``W_o(sigmoid(a x W_g) * m)``, m_t the mean of ``tanh(a x_s W_c)`` over positions s <= t (causal).
+
+    ``a`` is ``config.gate_input_gain`` (a constant; at 1 no product is computed, so the default
+    model's numbers are those of the memory without the option). The memory's state is the running
+    sum of one forward pass: it starts empty at every window (and so at every batch). The attribute
+    ``reset_every`` (0: never inside the window) restarts it every N positions, m_t then being the
+    mean over s in [N * floor(t / N), t]; only the ablation audit sets it (``trainables.lm.ablation``).
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         d = config.d_model
         self.candidate, self.gate, self.proj = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.tanh, self.sigmoid = nn.Tanh(), nn.Sigmoid()
+        self.input_gain = config.gate_input_gain
+        self.reset_every = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        counts = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype).view(1, -1, 1)
-        memory = self.tanh(self.candidate(x)).cumsum(dim=1) / counts
-        return self.proj(self.sigmoid(self.gate(x)) * memory)
+        candidate, gate = self.candidate(x), self.gate(x)
+        if self.input_gain != 1.0:
+            candidate, gate = candidate * self.input_gain, gate * self.input_gain
+        features = self.tanh(candidate)
+        if 0 < self.reset_every < x.shape[1]:
+            memory = _segment_running_mean(features, self.reset_every)
+        else:
+            counts = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype).view(1, -1, 1)
+            memory = features.cumsum(dim=1) / counts
+        return self.proj(self.sigmoid(gate) * memory)
+
+
+def _segment_running_mean(features: torch.Tensor, every: int) -> torch.Tensor:
+    """Running mean over time (dim 1) of (N, T, D) ``features``, restarted every ``every`` positions."""
+    batch, length, width = features.shape
+    pad = -length % every  # positions that fill the last segment, dropped after
+    segments = F.pad(features, (0, 0, 0, pad)).view(batch, -1, every, width)
+    counts = torch.arange(1, every + 1, device=features.device, dtype=features.dtype).view(1, 1, -1, 1)
+    return (segments.cumsum(dim=2) / counts).view(batch, -1, width)[:, :length]
 
 
 class Block(nn.Module):
@@ -136,6 +161,12 @@ class CausalLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x))
+
+    def ablatable(self) -> dict[str, list[nn.Module]]:
+        """Components meant to carry information, by name, each with its modules in every block
+        (what ``trainables.lm.ablation`` removes): ``memory`` when ``gate='memory'``, else none."""
+        memories = [block.memory for block in self.blocks if block.memory is not None]
+        return {"memory": memories} if memories else {}
 
     def num_parameters(self) -> int:
         """Unique parameters (a tied embedding counted once)."""

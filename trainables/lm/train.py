@@ -3,7 +3,8 @@
 Order of a run: split the corpus (its own seed); build or load the tokenizer of the training text
 (plus ``tokenizer.extra_corpora``); encode; build the model (seed); then AdamW steps on random
 windows of the training tokens (a generator seeded with ``seed + 1``), an evaluation after every
-``eval_interval``-th 0-based step and after the last; finally generation health and audits.
+``eval_interval``-th 0-based step and after the last; finally generation health, the ablation of
+each component the model lists (``trainables.lm.ablation``) and the audits.
 
 At an evaluation the model scores ``eval_bytes`` of validation text and as much training text,
 each sampled as ``eval_pieces`` line-aligned chunks spread over its split
@@ -37,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables import diagnostics
-from trainables.lm import audits
+from trainables.lm import ablation, audits
 from trainables.loop import Reporter, check_run_control, global_loss, shard_rows
 from trainables.lm.data import Prepared
 from trainables.lm.data import prepare as prepare_data
@@ -58,13 +59,20 @@ class LMResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     """Every reported dict, in order (the last holds generation, audits and ``audit_reasons``)."""
     completions: list[dict[str, Any]] = field(default_factory=list)
-    """One row per completion of the generation check."""
+    """One row per completion of the generation check; column ``ablation`` is ``none`` for the
+    model's own, else the ablated variant that wrote it (``trainables.lm.ablation``)."""
     flags: dict[str, str] = field(default_factory=dict)
     """Audit flag -> reason."""
 
     @property
     def final(self) -> dict[str, Any]:
         return self.history[-1]
+
+    @property
+    def ablations(self) -> dict[str, dict[str, float]]:
+        """``<component>/<variant>`` -> bits_per_byte, delta_bits_per_byte, relative_change of the
+        ablation audit (``trainables.lm.ablation``); empty before the last evaluation."""
+        return ablation.summary(self.history[-1]) if self.history else {}
 
 
 def _optimizer(model: CausalLM, run: LMRun) -> torch.optim.AdamW:
@@ -113,7 +121,8 @@ def train(run: LMRun, out_dir: str | Path | None = None, report: Reporter | None
         report: called after each evaluation with ``step``, ``lr``, ``train/loss`` (mean batch loss
             since the previous evaluation), ``val/{loss,perplexity,bits_per_byte}``,
             ``train_eval/*`` (the same on training text), ``diag/*``, ``perf/*``; the first and last
-            add ``data/*`` and ``tok/*``; the last adds ``gen/*``, ``audit/*``, ``audit_reasons``.
+            add ``data/*`` and ``tok/*``; the last adds ``gen/*``, ``diag/ablation/*``
+            (``trainables.lm.ablation``), ``audit/*``, ``audit_reasons``.
             Calls that follow a checkpoint pass its folder (``out_dir``; rank 0 only), else None.
         data: the prepared corpus and tokenizer (``trainables.lm.data.prepare(run)``), to share
             between runs.
@@ -294,11 +303,13 @@ def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM
 
 
 def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last: dict[str, Any]) -> dict[str, Any]:
-    """Generation health, jump step and audits after the last evaluation ``last`` (also fills ``result``)."""
+    """Generation health, ablations, jump step and audits after the last evaluation ``last`` (fills ``result``)."""
     gen = run.generation
     prompts = list(gen.prompts) or derive_prompts(data.split.val, gen.num_prompts, gen.prompt_chars)
-    result.completions, gen_metrics = generation_health(model, data.tokenizer, prompts, gen, run.model.context_length,
-                                                        run.train.seed, run.train.device)
+    rows, gen_metrics = generation_health(model, data.tokenizer, prompts, gen, run.model.context_length,
+                                          run.train.seed, run.train.device)
+    ablations, ablated_rows = ablation.ablation_audit(model, data, run, last["val/bits_per_byte"], prompts)
+    result.completions = ablation.labelled(rows, "none") + ablated_rows
     history = result.history + [last]
     steps = [h["step"] for h in history]
     val = [h["val/bits_per_byte"] for h in history]
@@ -309,10 +320,11 @@ def _finish(model: CausalLM, data: Prepared, run: LMRun, result: LMResult, last:
                 "val_better": float(audits.val_always_better(train_bpb, val, run.audit.val_better_margin)),
                 "val_perplexity": last["val/perplexity"], "val_bits_per_byte": last["val/bits_per_byte"],
                 "unigram_bits_per_byte": data.unigram_bits_per_byte,
-                "collapse_rate_sampled": gen_metrics["gen/collapse_rate_sampled"]}
+                "collapse_rate_sampled": gen_metrics["gen/collapse_rate_sampled"], **ablations,
+                **{k: v for k, v in last.items() if k.startswith("diag/gate/")}}
     result.flags = audits.audit_flags(measured, run.audit)
     jump = diagnostics.jump_step(steps, val, higher_is_better=False)
-    return {**gen_metrics, "diag/jump_step": math.nan if jump is None else float(jump),
+    return {**gen_metrics, **ablations, "diag/jump_step": math.nan if jump is None else float(jump),
             "val/unigram_bits_per_byte": data.unigram_bits_per_byte,
             "val/best_bits_per_byte": min(val), "audit/causal_leak_max_change": measured["causal_leak"],
             **{f"audit/{name}": float(name in result.flags) for name in audits.FLAGS},
@@ -338,4 +350,4 @@ def _save(out: Path, model: CausalLM, data: Prepared, run: LMRun, result: LMResu
     meta = _save_model(out, model, data, run, result, step, resume)
     shutil.copyfile(data.tokenizer_path, out / "tokenizer.json")
     (out / "completions.json").write_text(json.dumps(result.completions, indent=1, ensure_ascii=False))
-    (out / "run.json").write_text(json.dumps(meta, indent=1, default=str))
+    (out / "run.json").write_text(json.dumps({**meta, "ablations": result.ablations}, indent=1, default=str))

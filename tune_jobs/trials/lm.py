@@ -40,7 +40,9 @@ FAILURE_OBJECTIVE = -16.0
 MEASURED = ("tok/vocab_size", "tok/tokens_per_char", "tok/tokens_per_byte", "tok/vocab_used", "tok/unk_rate",
             "tok/params_per_vocab_entry", "model/parameters", "val/loss", "val/perplexity",
             "val/unigram_bits_per_byte", "gen/collapse_rate_greedy", "diag/generalization_gap",
-            "perf/diagnostics_share")
+            "perf/diagnostics_share") + tuple(
+    f"diag/ablation/memory/{variant}/{stat}" for variant in ("zeroed", "mean", "reset1", "reset16")
+    for stat in ("delta_bits_per_byte", "relative_change"))
 """Final metrics carried into the trial table (their mean over finished seeds into the verdict table)."""
 
 
