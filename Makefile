@@ -63,7 +63,7 @@ CLUSTER_ENV = $(if $(RAY_ADDRESS),if grep -qsx $(call q,export RAY_ADDRESS=$(RAY
   then . $(CLUSTER_ROOT)/cluster.env; fi;)
 JOB_PY = $(CLUSTER_ENV) $(PY) -m
 
-.PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab crosslingual evaluate \
+.PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab ablate-memory crosslingual evaluate \
   mlflow-ui test test-slow test-faults clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
 
 venv: $(STAMP)
@@ -99,6 +99,10 @@ sweep-command: $(STAMP)
 sweep-vocab: $(STAMP)
 	$(JOB_PY) tune_jobs.sweep_vocab --space $(call q,$(SPACE)) $(SWEEP_ARGS) $(call opt,--corpus,$(CORPUS)) \
 	  $(call opt,--max-bytes,$(MAX_BYTES)) $(RUN_ARGS) $(ARGS)
+
+# The gate and ablation audits' planted fault (docs/lm.md): memory LM at gain 1 and 0.5/sqrt(d_model), 3 seeds each
+ablate-memory: $(STAMP)
+	$(JOB_PY) tune_jobs.sweep_vocab --space ablate_memory --grid --experiment ablate-memory $(SWEEP_ARGS) $(RUN_ARGS) $(ARGS)
 
 crosslingual: $(STAMP)
 	$(JOB_PY) tune_jobs.crosslingual $(call opt,--seeds,$(SEEDS)) $(call opt,--train-steps,$(STEPS)) \

@@ -113,6 +113,7 @@ def run_crosslingual(args: CrosslingualArgs) -> pd.DataFrame:
     seeds = list(range(args.seeds))
     with open_job(args, LM, "crosslingual", "crosslingual", {}, {}) as job:
         _, trials = job.fit(LM, {RUN: {}}, fixed_replicates(configs, seeds, LM.failure_score), len(configs) * len(seeds))
+        job.raise_if_interrupted()
         verdicts = LM.verdict_table(trials, args)
         job.log_verdicts(LM, verdicts, trials)
         table = comparison_table(verdicts)

@@ -114,6 +114,7 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
     with open_job(args, trial, "reproduce", f"reproduce-{claim.name}", params, tags) as job:
         grid, _ = job.fit(trial, {RUN: run}, fixed_replicates([sections], seeds), len(seeds),
                           run_name=lambda config: f"{claim.name}-{role_of(config)}-seed{seed_of(config)}")
+        job.raise_if_interrupted()  # a claim is never judged on cut-short runs
         runs = run_table(grid)
         claimed = runs[runs["role"].str.startswith("claimed") & runs["finished"]]
         others = runs[(runs["role"] == "other") & runs["finished"]]

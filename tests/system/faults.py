@@ -20,8 +20,6 @@ from trainables.paths import PROJECT_ROOT
 from tune_jobs import cluster
 
 
-
-
 @dataclass
 class Sweep:
     """One sweep job of the suite: its CLI arguments, storage, store and Ray temp dir."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -17,13 +18,22 @@ USER_ERRORS = (ConfigError, TrackingError, ConnectionError)
 """Errors that mean the input (arguments, files, addresses) is wrong, not the code: a message, exit 2."""
 
 
+INTERRUPTED_EXIT = 130
+"""Exit status of a job stopped by Ctrl-C or SIGTERM (128 + SIGINT, the shell's convention)."""
+
+
 def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` into ``args_type`` (tyro: every field a flag, its docstring the help) and run ``job``.
 
+    SIGTERM is handled as Ctrl-C: Tune stops the trials, keeps their state for ``--resume``, and the
+    job's runs end KILLED (a second signal stops at once; what is logged stays).
+
     Returns:
         0 when the job returned a result that is not empty, 1 when it returned an empty one (no trial
-        reported anything), 2 on a user error (the message goes to stderr, naming what was wrong).
+        reported anything), 2 on a user error (the message goes to stderr, naming what was wrong),
+        130 when interrupted (the message says how to resume).
     """
+    previous = signal.signal(signal.SIGTERM, _as_sigint)
     try:
         with checks_deferred():  # tyro would print its own box for a check's error: ours is one line
             args = tyro.cli(args_type, args=list(argv) if argv is not None else None)
@@ -31,5 +41,14 @@ def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[s
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:
+        print(f"interrupted: {error or 'stopped before any trial was recorded'}", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     empty = getattr(outcome, "empty", None)
     return 1 if empty is True or outcome is None else 0
+
+
+def _as_sigint(signum: int, frame: Any) -> None:
+    signal.raise_signal(signal.SIGINT)

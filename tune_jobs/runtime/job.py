@@ -20,11 +20,15 @@ from ray.tune.search import Searcher
 from mlflow_utils import SweepTracker, sweep_run
 from search_spaces import SearchSpace
 from tune_jobs.runtime.mlflow_callback import default_run_name
-from tune_jobs.runtime.results import trial_table
-from tune_jobs.runtime.searcher import optuna_replicates, param_space
+from tune_jobs.runtime.results import trial_id_of, trial_table
+from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.tuner import check_trial, fit, job_name
+
+
+class Interrupted(KeyboardInterrupt):
+    """The job was stopped (Ctrl-C, SIGTERM) before every trial ended; the message says how to resume."""
 
 
 @dataclass
@@ -33,12 +37,16 @@ class Job:
 
     settings: RunSettings
     name: str
+    target: str
+    """The make target (the parent run's ``job`` tag)."""
     tracker: SweepTracker
     started: float = field(default_factory=time.perf_counter)
     run_ids: dict[str, str] = field(default_factory=dict)
     """Trial id -> MLflow run id, after ``fit``."""
     failures: int = 0
     """MLflow calls that failed (each was queued and retried)."""
+    interrupted: set[str] = field(default_factory=set)
+    """Trial ids the fit left unfinished (a Ctrl-C or SIGTERM stopped it)."""
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
             run_name: Callable[[dict], str] = default_run_name) -> tuple[Any, pd.DataFrame]:
@@ -46,9 +54,21 @@ class Job:
         grid, callback = fit(self.settings, trial, space, searcher, num_samples, name=self.name,
                              tracker=self.tracker, run_name=run_name)
         self.run_ids, self.failures = callback.runs, callback.failures
+        self.interrupted = callback.interrupted(trial_id_of(result) for result in grid)
         if trial.log_outputs is not None:
             trial.log_outputs(self.tracker, grid, self.run_ids)
-        return grid, trial_table(grid, trial)
+        return grid, trial_table(grid, trial, self.interrupted)
+
+    def raise_if_interrupted(self) -> None:
+        """Stop here when the fit was interrupted: no verdict from cut-short trials.
+
+        Raises:
+            Interrupted: names how many trials were cut short and how to resume them.
+        """
+        if self.interrupted:
+            raise Interrupted(f"{len(self.interrupted)} trial(s) of {self.name} were cut short and are kept in "
+                              f"{self.settings.storage()}; continue them with: make {self.target} RESUME=1 "
+                              f"NAME={self.name} (or --resume --name {self.name})")
 
     def log_verdicts(self, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame) -> None:
         """The verdict table on the parent run (tags ``verdict.<config_id>``, ``verdict.best_config``,
@@ -87,7 +107,7 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
     all_params = {**{f"job.{k}": v for k, v in dataclasses.asdict(settings).items()}, **params}
     with sweep_run(name, settings.experiment, all_params, {"job": job, **tags},
                    settings.tracking_uri) as tracker:
-        job = Job(settings, name, tracker)
+        job = Job(settings, name, job, tracker)
         yield job
         tracker.log_metrics(tracker.parent_run_id, {"perf/job_seconds": job.seconds()}, step=0)
 
@@ -121,26 +141,36 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, job: st
         ConfigError: settings the trial cannot run under (nothing started).
         TrackingError: MLflow is unreachable (nothing trained).
     """
-    searcher = optuna_replicates(space, settings.search_seed, trial.failure_score)
+    grid = settings.grid or not space.dimensions()
+    if grid:
+        points = grid_points(space)
+        searcher, configs = fixed_replicates(points, space.seeds, trial.failure_score), len(points)
+    else:
+        searcher, configs = optuna_replicates(space, settings.search_seed, trial.failure_score), settings.num_configs
     with open_job(settings, trial, job, prefix, space_params(space), {"space": space.name}) as run:
-        run_space = param_space(space, {"success_threshold": settings.success_threshold})
-        _, trials = run.fit(trial, run_space, searcher, settings.num_configs * len(space.seeds))
+        run_space = param_space(space, {"success_threshold": settings.success_threshold}, searched=not grid)
+        _, trials = run.fit(trial, run_space, searcher, configs * len(space.seeds))
         table = trial.verdict_table(trials, settings)
         run.log_verdicts(trial, table, trials)
+        if run.interrupted:
+            print_verdicts(f"sweep {run.name}, interrupted", table, trials, trial.columns)
+            run.raise_if_interrupted()
     print_verdicts(f"sweep {run.name}", table, trials, trial.columns)
     print_footer(run)
     return table
 
 
 def print_verdicts(title: str, table: pd.DataFrame, trials: pd.DataFrame, columns: Sequence[str]) -> None:
-    """The verdict table (``columns`` of it), each configuration's audit reasons, and each failed trial."""
+    """The verdict table (those of ``columns`` it has a value in), each configuration's audit reasons, and
+    each failed trial."""
     print(f"\nVerdicts of {title} ({len(trials)} trials):")
     if table.empty:
         print("  no trial reported a result")
     else:
         with pd.option_context("display.width", 250, "display.max_columns", 40, "display.max_colwidth", 60,
                                "display.float_format", "{:.4g}".format):
-            print(table[[c for c in columns if c in table.columns]].to_string(index=False))
+            shown = [c for c in columns if c in table.columns and not table[c].isna().all()]
+            print(table[shown].to_string(index=False))
         if "audit_reasons" in table.columns:
             for row in table[table["audit_reasons"] != ""].itertuples():
                 print(f"  {row.config_id} {row.verdict}: {row.audit_reasons}")

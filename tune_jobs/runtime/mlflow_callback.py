@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ray import tune
+from ray.tune.experiment import Trial
 
 from mlflow_utils import SweepTracker, TrackingError
 from tune_jobs.runtime.searcher import OBJECTIVE
@@ -65,6 +66,9 @@ class MlflowTrialRuns(tune.Callback):
         self._tags: dict[str, dict[str, str]] = {}
         self._live: set[str] = set()
         """Trial ids Tune knows in this run of the job (an MLflow run of any other is an orphan)."""
+        self._statuses: dict[str, str] = {}
+        """Each trial's status at the end of Tune's latest step (before a Ctrl-C's clean-up marks the
+        running ones TERMINATED)."""
         _LIVE[tracker.sweep_id] = self
 
     # Tune pickles its callbacks into tuner.pkl; Tuner.restore unpickles them in the new driver, where
@@ -153,13 +157,22 @@ class MlflowTrialRuns(tune.Callback):
             self.tracker.end_run(run_id, "FINISHED")
         self._safely("run end", end)
 
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._statuses = {t.trial_id: t.status for t in trials}
+
+    def interrupted(self, trial_ids: Any) -> set[str]:
+        """Those of ``trial_ids`` that had not ended (neither TERMINATED nor ERROR) when Tune last
+        stepped: after a fit, the trials a Ctrl-C (or SIGTERM) cut short."""
+        return {t for t in trial_ids if self._statuses.get(t) not in (Trial.TERMINATED, Trial.ERROR)}
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = error_text(trial)
         self._safely("run end", lambda: self.tracker.end_run(self._run_id(trial), "FAILED", error=error))
 
     def reconcile(self, results: Any, timeout_s: float = 300.0) -> int:
         """Make MLflow match Tune's stored results after a fit: retry queued writes, then for every
-        trial log the reported steps its run lacks and end it FINISHED or FAILED if it is not.
+        trial log the reported steps its run lacks and end it FINISHED or FAILED if it is not (KILLED
+        when the fit was interrupted before the trial ended; a trial that never started gets no run).
         Returns how many runs were changed.
 
         Raises:
@@ -182,8 +195,11 @@ class MlflowTrialRuns(tune.Callback):
         history = result.metrics_dataframe
         rows = [] if history is None or "step" not in history else \
             [row for row in history.to_dict("records") if row["step"] == row["step"]]
-        expected = "FAILED" if result.error is not None else "FINISHED"
+        cut_short = bool(self.interrupted([trial_id]))
+        expected = "FAILED" if result.error is not None else "KILLED" if cut_short else "FINISHED"
         run_id = self.runs.get(trial_id) or self.tracker.find_trial_run(trial_id)
+        if run_id is None and cut_short and not rows:
+            return 0
         if run_id is not None:
             self.runs[trial_id] = run_id
             if not self.tracker.missing_steps(run_id, [int(row["step"]) for row in rows]) \

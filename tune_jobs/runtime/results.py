@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import pandas as pd
 from ray.tune import ResultGrid
@@ -31,14 +31,18 @@ def cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, tuple)) else value
 
 
-def trial_table(grid: ResultGrid, trial: Trial) -> pd.DataFrame:
-    """One row per trial: ``trial_id``, ``config_id``, ``seed``, ``replicate``, ``error``, every
+def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = ()) -> pd.DataFrame:
+    """One row per trial: ``trial_id``, ``config_id``, ``seed``, ``replicate``, ``error``, ``status``
+    (finished, errored, or interrupted: cut short by a Ctrl-C, neither finished nor errored), every
     ``section.field`` of its configuration (lists as JSON text), and ``trial.measure``'s columns
-    (``finished`` among them)."""
+    (``finished`` among them; False for an interrupted trial)."""
     rows = []
     for result in grid:
-        config = result.config
-        rows.append({"trial_id": trial_id_of(result), "config_id": config_id(config), "seed": seed_of(config),
-                     "replicate": replicate_of(config), "error": error_line(result),
-                     **trial.measure(result), **{k: cell(v) for k, v in flat_fields(config).items()}})
+        config, trial_id = result.config, trial_id_of(result)
+        row = {"trial_id": trial_id, "config_id": config_id(config), "seed": seed_of(config),
+               "replicate": replicate_of(config), "error": error_line(result), **trial.measure(result)}
+        cut_short = trial_id in interrupted and result.error is None
+        row["finished"] = bool(row["finished"]) and not cut_short
+        row["status"] = "interrupted" if cut_short else "finished" if row["finished"] else "errored"
+        rows.append({**row, **{k: cell(v) for k, v in flat_fields(config).items()}})
     return pd.DataFrame(rows)

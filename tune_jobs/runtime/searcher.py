@@ -9,6 +9,7 @@ is Optuna's TPE for sweeps (``optuna_replicates``) or a fixed list for grids (``
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +18,7 @@ from ray import tune
 from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces import Choice, IntRange, LogUniform, SearchSpace
+from search_spaces import Choice, IntRange, LogUniform, SearchSpace, SearchSpaceError
 from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED
 
 OBJECTIVE = "objective"
@@ -35,9 +36,12 @@ def to_domain(value: Any) -> Any:
     return value
 
 
-def param_space(space: SearchSpace, run: Mapping[str, Any]) -> dict[str, Any]:
-    """Tune ``param_space``: each section's fields as domains or constants, and the run settings."""
-    sections = {name: {k: to_domain(v) for k, v in fields.items()} for name, fields in space.sections.items()}
+def param_space(space: SearchSpace, run: Mapping[str, Any], searched: bool = True) -> dict[str, Any]:
+    """Tune ``param_space``: each section's fields as domains or constants, and the run settings.
+    With ``searched`` False the dimensions are left out (a fixed-configs searcher supplies them)."""
+    dims = space.dimensions()
+    sections = {name: {k: to_domain(v) for k, v in fields.items() if searched or f"{name}.{k}" not in dims}
+                for name, fields in space.sections.items()}
     return {**sections, RUN: dict(run)}
 
 
@@ -112,6 +116,27 @@ def optuna_replicates(space: SearchSpace, search_seed: int, failure_score: float
     optuna_search = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=sampler,
                                  points_to_evaluate=_flat_points(space) or None)
     return SeedReplicates(optuna_search, space.seeds, failure_score)
+
+
+def grid_points(space: SearchSpace) -> list[dict[str, dict[str, Any]]]:
+    """Every combination of the space's choices (section -> field -> value), first choice varying slowest.
+
+    Raises:
+        SearchSpaceError: the space has a range dimension (a grid needs choices).
+    """
+    dims = space.dimensions()
+    ranges = [name for name, dim in dims.items() if not isinstance(dim, Choice)]
+    if ranges:
+        raise SearchSpaceError(f"search space {space.label()}: a grid runs choices only; {', '.join(ranges)} "
+                               f"is a range (make it a choice, or fix it with --set)")
+    points = []
+    for values in itertools.product(*(dim.values for dim in dims.values())):
+        point: dict[str, dict[str, Any]] = {}
+        for name, value in zip(dims, values):
+            section, key = name.split(".", 1)
+            point.setdefault(section, {})[key] = value
+        points.append(point)
+    return points
 
 
 def fixed_replicates(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],

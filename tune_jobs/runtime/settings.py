@@ -118,6 +118,9 @@ class SweepSettings(RunSettings):
     """Finished seeds below which a configuration's verdict is INCONCLUSIVE."""
     search_seed: int = 0
     """Seed of Optuna's TPE sampler (study variance, kept apart from the trial seeds)."""
+    grid: bool = False
+    """Run every combination of the space's choices (each once per seed) instead of Optuna's
+    suggestions; num_configs is then ignored."""
 
     def check(self) -> None:
         super().check()

@@ -114,6 +114,7 @@ LM = Trial(
     child_tags=lm.child_tags, best_config=lm.best_config, data_parallel=True, failure_score=FAILURE_OBJECTIVE,
     columns=("config_id", "verdict", "seeds_run", "errored", "bpb_mean", "bpb_std", "bpb_spread",
              "tokenizer.vocab_size", "model.d_model", "train.lr", "tok/tokens_per_byte", "tok/vocab_used",
-             "model/parameters", "collapse_rate_sampled", "audit_flags"),
+             "model/parameters", "model.gate", "model.gate_input_gain", "diag/ablation/memory/zeroed/relative_change",
+             "diag/ablation/memory/reset1/relative_change", "collapse_rate_sampled", "audit_flags"),
     log_outputs=log_outputs)
 """The language-model trainable (``trainables.lm``) as the runtime runs it."""

@@ -21,7 +21,8 @@ import math
 
 import pandas as pd
 
-from tune_jobs.verdicts.seeds import INCONCLUSIVE, MIN_SEEDS, SEED_SENSITIVE, config_groups, wilson_interval
+from tune_jobs.verdicts.seeds import (INCONCLUSIVE, INTERRUPTED, MIN_SEEDS, SEED_SENSITIVE, config_groups, unfinished,
+                                     wilson_interval)
 
 SUSPECT, CONSISTENT = "SUSPECT", "CONSISTENT"
 SPREAD_TOLERANCE = 0.05
@@ -81,8 +82,10 @@ def verdict_table(trials: pd.DataFrame, min_seeds: int = MIN_SEEDS, tolerance: f
         flags, reasons = _flag_summary(done)
         collapsed, total = int(done["collapsed_sampled"].sum()), int(done["completions_sampled"].sum())
         low, high = wilson_interval(collapsed, total)
-        rows.append({"config_id": config_id, "verdict": label(len(done), spread, bool(flags), min_seeds, tolerance),
-                     "seeds_run": len(done), "errored": int(len(group) - len(done)),
+        errored, interrupted = unfinished(group, done)
+        verdict = INTERRUPTED if interrupted else label(len(done), spread, bool(flags), min_seeds, tolerance)
+        rows.append({"config_id": config_id, "verdict": verdict,
+                     "seeds_run": len(done), "errored": errored, "interrupted": interrupted,
                      "bpb_mean": float(bpb.mean()) if len(done) else math.nan,
                      "bpb_std": float(bpb.std(ddof=1)) if len(done) > 1 else math.nan,
                      "bpb_min": float(bpb.min()) if len(done) else math.nan,
@@ -94,7 +97,7 @@ def verdict_table(trials: pd.DataFrame, min_seeds: int = MIN_SEEDS, tolerance: f
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["_order"] = table["verdict"].map({SUSPECT: 2, INCONCLUSIVE: 1}).fillna(0)
+    table["_order"] = table["verdict"].map({SUSPECT: 2, INCONCLUSIVE: 1, INTERRUPTED: 1}).fillna(0)
     return table.sort_values(["_order", "bpb_mean"], na_position="last").drop(columns="_order").reset_index(drop=True)
 
 

@@ -9,7 +9,9 @@ Rules (written here and in the README):
 - the label: INCONCLUSIVE when fewer than ``min_seeds`` (3) seeds finished, else REPRODUCIBLE
   when every finished seed succeeds, NOT REPRODUCED when none does, SEED-SENSITIVE otherwise.
 
-A crashed seed has not finished: it is counted under ``errored`` and never as a success.
+A crashed seed has not finished: it is counted under ``errored`` and never as a success. A seed cut
+short by a Ctrl-C (trial-table ``status`` 'interrupted') is neither finished nor errored: it is counted
+under ``interrupted``, and its configuration is not judged (verdict INTERRUPTED) until the job is resumed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ SUCCESS_THRESHOLD = 0.99
 """Default exact-match threshold of a successful seed."""
 MIN_SEEDS = 3
 """Finished seeds needed before a configuration is judged."""
-REPRODUCIBLE, SEED_SENSITIVE, NOT_REPRODUCED, INCONCLUSIVE = (
-    "REPRODUCIBLE", "SEED-SENSITIVE", "NOT REPRODUCED", "INCONCLUSIVE")
+REPRODUCIBLE, SEED_SENSITIVE, NOT_REPRODUCED, INCONCLUSIVE, INTERRUPTED = (
+    "REPRODUCIBLE", "SEED-SENSITIVE", "NOT REPRODUCED", "INCONCLUSIVE", "INTERRUPTED")
 
 TRIAL_COLUMNS = ("config_id", "seed", "finished", "best_exact_match", "grokking_step")
 """Columns ``verdict_table`` needs in its per-trial input."""
@@ -99,6 +101,13 @@ def config_groups(trials: pd.DataFrame, required: Sequence[str]
         yield config_id, group, done, {c: _carried(group[c], done[c]) for c in extra}
 
 
+def unfinished(group: pd.DataFrame, done: pd.DataFrame) -> tuple[int, int]:
+    """(errored, interrupted) trials of one configuration: a trial cut short by a Ctrl-C (``status``
+    'interrupted') is neither finished nor errored."""
+    interrupted = int((group["status"] == "interrupted").sum()) if "status" in group else 0
+    return int(len(group) - len(done)) - interrupted, interrupted
+
+
 def _carried(values: pd.Series, finished: pd.Series) -> Any:
     distinct = values.astype(str).unique()
     if len(distinct) > 1 and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
@@ -129,11 +138,13 @@ def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, mi
         successes = int((done["best_exact_match"] >= threshold).sum())
         low, high = wilson_interval(successes, len(done))
         best = done["best_exact_match"].astype(float)
+        errored, interrupted = unfinished(group, done)
         row = {
             "config_id": config_id,
-            "verdict": label(len(done), successes, min_seeds),
+            "verdict": INTERRUPTED if interrupted else label(len(done), successes, min_seeds),
             "seeds_run": len(done),
-            "errored": int(len(group) - len(done)),
+            "errored": errored,
+            "interrupted": interrupted,
             "successes": successes,
             "success_rate": successes / len(done) if len(done) else math.nan,
             "wilson_low": low,

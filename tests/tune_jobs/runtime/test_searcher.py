@@ -1,5 +1,6 @@
 """Seeds are replicates: each suggested configuration once per seed, the seed written into the trial config."""
 
+import pytest
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -48,3 +49,16 @@ def test_optuna_replicates_start_from_the_points_to_evaluate():
     searcher.set_search_properties(OBJECTIVE, "max", {"model": {"d_model": tune.choice([7, 8, 16])}})
     first, second = searcher.suggest("a"), searcher.suggest("b")
     assert first["model"]["d_model"] == second["model"]["d_model"] == 16 and (first["seed"], second["seed"]) == (5, 6)
+
+
+def test_a_grid_runs_every_combination_of_the_choices_and_refuses_ranges():
+    from search_spaces import LogUniform, SearchSpaceError
+    from tune_jobs.runtime.searcher import grid_points
+
+    space = SearchSpace("g", "", (0,), {"model": {"gate_input_gain": Choice((1.0, 0.0625)), "d_model": 64},
+                                        "train": {"lr": Choice((0.01, 0.02))}})
+    assert grid_points(space) == [{"model": {"gate_input_gain": g}, "train": {"lr": lr}}
+                                  for g in (1.0, 0.0625) for lr in (0.01, 0.02)]
+    ranged = space.with_overrides(train={"lr": LogUniform(0.01, 0.02)})
+    with pytest.raises(SearchSpaceError, match="a grid runs choices only; train.lr is a range"):
+        grid_points(ranged)
