@@ -10,6 +10,7 @@ import tyro
 
 from mlflow_utils import TrackingError
 from trainables.checks import ConfigError
+from tune_jobs.runtime.ray_session import sigterm_as_sigint
 from tune_jobs.runtime.settings import checked, checks_deferred
 
 Args = TypeVar("Args")
@@ -33,7 +34,7 @@ def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[s
         reported anything), 2 on a user error (the message goes to stderr, naming what was wrong),
         130 when interrupted (the message says how to resume).
     """
-    previous = signal.signal(signal.SIGTERM, _as_sigint)
+    previous = sigterm_as_sigint()
     try:
         with checks_deferred():  # tyro would print its own box for a check's error: ours is one line
             args = tyro.cli(args_type, args=list(argv) if argv is not None else None)
@@ -48,7 +49,3 @@ def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[s
         signal.signal(signal.SIGTERM, previous)
     empty = getattr(outcome, "empty", None)
     return 1 if empty is True or outcome is None else 0
-
-
-def _as_sigint(signum: int, frame: Any) -> None:
-    signal.raise_signal(signal.SIGINT)

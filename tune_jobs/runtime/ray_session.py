@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import ray
@@ -41,6 +42,7 @@ def start_ray(settings: RunSettings) -> int:
                 f"ray_address {address!r}: cannot join the Ray cluster ({error}). Ray >= 2.59 clusters use "
                 "token authentication: export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) "
                 "before starting the job; for `make cluster-up`'s cluster: . .cluster/cluster.env") from error
+    sigterm_as_sigint()  # ray.init put its own SIGTERM handler (log and abort) in place of ours
     check_placeable(settings, [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")])
     total = ray.cluster_resources()
     if settings.max_concurrent:
@@ -83,3 +85,13 @@ def node_tags() -> dict[str, Any]:
     labels = context.get_node_labels()
     return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address(),
             "env/node": labels.get(NODE_LABEL) or ray.util.get_node_ip_address()}
+
+
+def sigterm_as_sigint() -> Any:
+    """Handle SIGTERM as Ctrl-C from now on (Tune then stops the trials and keeps their state for a
+    resume); returns the handler it replaced."""
+    return signal.signal(signal.SIGTERM, _raise_sigint)
+
+
+def _raise_sigint(signum: int, frame: Any) -> None:
+    signal.raise_signal(signal.SIGINT)
