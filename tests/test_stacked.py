@@ -257,3 +257,17 @@ def test_bad_inputs_are_refused_with_the_field_and_value():
     with pytest.raises(ConfigError, match="stream must be 'default' or 'counter', got 'philox'"):
         TrainConfig(stream="philox", mode="fast")
     assert TrainConfig().stream == "default"
+
+
+def test_the_benchmark_path_imports_only_torch_and_the_standard_library():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.argv = ['seed_batching', '--help']; sys.path.insert(0, 'benchmarks'); import seed_batching; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow', 'optuna', 'tyro', 'pandas', "
+            "'scipy', 'tokenizers', 'trainables'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['trainables']"

@@ -152,9 +152,13 @@ class StackedEngine:
         with torch.no_grad():
             for tensor, value in zip(tensors, saved):
                 tensor.copy_(value)
-            for key, value in self.optimizer.state[self.flat].items():
-                value.copy_(state_before[key]) if had_state else value.zero_()
+            for key, value in self.optimizer.state[self.flat].items():  # fresh AdamW state is all zeros
+                if had_state:
+                    value.copy_(state_before[key])
+                else:
+                    value.zero_()
         self.optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()  # the warm-up's activations: the graph gets its own pool
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self._body()

@@ -13,6 +13,7 @@ positions only (keys and values at all positions; earlier blocks everywhere).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -151,6 +152,13 @@ def _norm(config: ModelConfig, p: dict[str, torch.Tensor], name: str, x: torch.T
     return F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS) * weight + p[f"{name}.bias"][:, None, :]
 
 
+@functools.lru_cache(maxsize=None)
+def _future_on(device: torch.device) -> torch.Tensor:
+    """(33, 33) bool, True above the diagonal (the positions a query may not see), copied to ``device``
+    once (outside any CUDA graph capture)."""
+    return torch.ones(MAX_CONTEXT, MAX_CONTEXT, dtype=torch.bool).tril().logical_not().to(device)
+
+
 def _attention(config: ModelConfig, p: dict[str, torch.Tensor], prefix: str, h: torch.Tensor, batch: int,
                length: int, first: int) -> torch.Tensor:
     k_seeds, d, heads = h.shape[0], config.d_model, config.n_head
@@ -159,8 +167,7 @@ def _attention(config: ModelConfig, p: dict[str, torch.Tensor], prefix: str, h: 
     q = q.view(k_seeds, batch, length - first, heads, head_dim).transpose(2, 3)
     k, v = (t.view(k_seeds, batch, length, heads, head_dim).transpose(2, 3) for t in (k, v))
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
-    blocked = torch.ones(length, length, dtype=torch.bool, device=h.device).tril().logical_not()
-    scores = scores.masked_fill(blocked[first:], float("-inf"))
+    scores = scores.masked_fill(_future_on(h.device)[first:length, :length], float("-inf"))
     y = (F.softmax(scores, dim=-1) @ v).transpose(2, 3).reshape(k_seeds, -1, d)
     return _bmm_path(p, _dense(p, f"{prefix}.proj"), y, d)
 
