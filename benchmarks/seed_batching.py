@@ -1,15 +1,16 @@
 """Seed-steps per second: one seed per process (the single-seed trainer) against K stacked seeds.
 
-    python benchmarks/seed_batching.py                         # 512p, batch 512, K = 1, 8, 64, 256, 1024
-    python benchmarks/seed_batching.py --ks 1,8,64,256,1024,2048,4096 --check   # both figures, one run
+    python benchmarks/seed_batching.py                         # 512p, batch 512, K = 1, 8, 64, 256, 1024, 4096
+    python benchmarks/seed_batching.py --ks 1,8,64,256,1024,4096,8192 --check   # both figures, one run
     python benchmarks/seed_batching.py --device cpu --ks 1,4,16 --steps 10
 
 The single-seed figure is ``train.train_step`` (the single trainer's step: batch, lr, forward at
 the 12 scored positions, backward, clip, AdamW, ``loss.item()``) with the counter stream. Each
 stacked K is ``StackedEngine.run`` over K seeds (one CUDA graph per step on a GPU, eager on the
-CPU); seed-steps/s = K x steps/s, and the ratio is against the single figure. All runs start in the
-full-length curriculum phase (step 7000), after ``--warmup`` untimed steps (which include the graph
-capture). A K that runs out of memory, or whose timing exceeds ``--max-seconds``, ends the sweep.
+CPU); seed-steps/s = K x steps/s, and the ratio is against the single figure timed in alternation
+with it (``--repeats`` rounds, medians). All runs are in the full-length curriculum phase (from step
+7000), after ``--warmup`` untimed steps (which include the graph capture). A K that runs out of
+memory, or whose timing exceeds ``--max-seconds``, ends the sweep.
 
 ``--check`` adds an equivalence check on the device: K = ``--check-seeds`` stacked seeds against
 as many single runs with the same counter stream for ``--check-steps`` steps from step 0: initial
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -76,31 +78,31 @@ def _single(model_config: ModelConfig, cfg: TrainConfig, holdout: bool = True, n
     return run
 
 
-def single_rate(model_config: ModelConfig, cfg: TrainConfig, steps: int, warmup: int) -> float:
-    """Steps/s of the single-seed trainer (one seed, one process), timed after ``warmup`` steps."""
-    run = _single(model_config, cfg, holdout=False)
-    run(START, warmup)
-    _sync(cfg.device)
+def _seconds(device: str, work: Callable[[], object]) -> float:
+    _sync(device)
     began = time.perf_counter()
-    run(START + warmup, steps)
-    _sync(cfg.device)
-    return steps / (time.perf_counter() - began)
+    work()
+    _sync(device)
+    return time.perf_counter() - began
 
 
-def stacked_rate(model_config: ModelConfig, cfg: TrainConfig, k: int, steps: int, warmup: int,
-                 step_mode: str) -> tuple[float, float, float]:
-    """(steps/s, set-up seconds, peak GiB on CUDA) of K stacked seeds."""
+def measure(model_config: ModelConfig, cfg: TrainConfig, k: int, args: argparse.Namespace,
+            single: Callable[[int, int], list[float]]) -> tuple[list[float], list[float], float, float]:
+    """Steps/s of the single-seed trainer ``single`` and of K stacked seeds, timed alternately over
+    ``args.repeats`` rounds (so machine noise hits both); also the stacked set-up seconds (engine,
+    warm-up, graph capture) and the peak GiB on CUDA."""
     began = time.perf_counter()
-    engine = StackedEngine(model_config, cfg, tuple(range(k)), step_mode)
+    engine = StackedEngine(model_config, cfg, tuple(range(k)), args.step_mode)
     engine.next_step = START
-    engine.run(START + warmup)
+    engine.run(START + args.warmup)
     _sync(cfg.device)
     setup = time.perf_counter() - began
-    began = time.perf_counter()
-    engine.run(START + warmup + steps)
-    _sync(cfg.device)
+    singles, stacked = [], []
+    for _ in range(args.repeats):
+        singles.append(args.steps / _seconds(cfg.device, lambda: single(START + args.warmup, args.steps)))
+        stacked.append(args.steps / _seconds(cfg.device, lambda: engine.run(engine.next_step + args.steps)))
     peak = torch.cuda.max_memory_allocated() / 2**30 if cfg.device.startswith("cuda") else float("nan")
-    return steps / (time.perf_counter() - began), setup, peak
+    return singles, stacked, setup, peak
 
 
 def _batches_identical(engine: StackedEngine, cfg: TrainConfig, steps: int) -> bool:
@@ -161,9 +163,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--device", default=default_device, help=f"torch device (default here: {default_device})")
-    parser.add_argument("--ks", default="1,8,64,256,1024", help="comma-separated numbers of stacked seeds")
+    parser.add_argument("--ks", default="1,8,64,256,1024,4096", help="comma-separated numbers of stacked seeds")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (graph capture included)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of single and stacked timings")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--d-model", type=int, default=7)
     parser.add_argument("--d-ff", type=int, default=14)
@@ -191,21 +194,23 @@ def main() -> int:
                                attn_out_rank=args.rank, ffn_rank=args.rank, use_rmsnorm=args.rmsnorm)
     cfg = TrainConfig(seed=0, batch_size=args.batch_size, mode="fast", stream="counter", device=args.device,
                       threads=args.threads, val_size=args.val_size, test_size=args.test_size,
-                      eval_interval=args.steps + args.warmup)
+                      eval_interval=max(args.steps, args.warmup))
     params = sum(p.numel() for p in build_model(model_config, 0).parameters())
     print(f"device {args.device} ({device_name(args.device)}), torch {torch.__version__}, {args.threads} thread(s); "
           f"model d{args.d_model}/ff{args.d_ff} rank {args.rank} {'RMSNorm' if args.rmsnorm else 'LayerNorm'} "
           f"({params} params), batch {args.batch_size}, {args.steps} timed steps after {args.warmup}")
-    single = single_rate(model_config, cfg, args.steps, args.warmup)
-    print(f"single-seed trainer, one seed per process: {single:10.1f} seed-steps/s")
+    single = _single(model_config, cfg, holdout=False)
+    single(START, args.warmup)
     for k in (int(v) for v in args.ks.split(",")):
         try:
-            rate, setup, peak = stacked_rate(model_config, cfg, k, args.steps, args.warmup, args.step_mode)
+            singles, stacked, setup, peak = measure(model_config, cfg, k, args, single)
         except torch.cuda.OutOfMemoryError:
             print(f"stacked K={k}: out of memory; larger K not tried")
             break
-        print(f"stacked K={k:5d}: {rate:8.3g} steps/s = {k * rate:10.1f} seed-steps/s, ratio {k * rate / single:7.2f}x "
-              f"(set-up {setup:.1f} s, peak {peak:.2f} GiB)", flush=True)
+        one, rate = statistics.median(singles), statistics.median(stacked)
+        print(f"K={k:5d}: single-seed trainer {one:8.1f} seed-steps/s | stacked {rate:8.3g} steps/s = "
+              f"{k * rate:10.1f} seed-steps/s | ratio {k * rate / one:7.2f}x  (median of {args.repeats}; "
+              f"set-up {setup:.1f} s; peak {peak:.2f} GiB)", flush=True)
         if args.steps / rate > args.max_seconds:
             print(f"K={k} took {args.steps / rate:.0f} s > --max-seconds {args.max_seconds:.0f}; larger K not tried")
             break

@@ -15,7 +15,7 @@ import torch
 
 from trainables.addition.checkpoint import save_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig, to_flat_dict
-from trainables.addition.stacked_model import load_row, template_model
+from trainables.addition.stacked_model import Layout, load_row, template_model
 from trainables.provenance import provenance
 
 STACKED_CHECKPOINT = "stacked_last.pt"
@@ -51,6 +51,7 @@ class SeedCheckpoints:
     def __init__(self, model_config: ModelConfig, configs: list[TrainConfig], out: Path) -> None:
         self.configs, self.out = configs, out
         self.model = template_model(model_config)
+        self.offsets = Layout.of(model_config).offsets
         single = torch.optim.AdamW(self.model.parameters(), lr=configs[0].lr, betas=(0.9, 0.999), eps=1e-8,
                                    weight_decay=configs[0].weight_decay)
         self.param_groups = single.state_dict()["param_groups"]
@@ -67,7 +68,7 @@ class SeedCheckpoints:
         """``last.pt`` as ``train`` writes it; ``adam``: this seed's AdamW state (step, exp_avg, exp_avg_sq rows)."""
         cfg, step = self.configs[i], seed.history[-1]["step"]
         state = {}
-        for j, (offset, p) in enumerate(zip(_offsets(self.model), self.model.parameters())):
+        for j, (offset, p) in enumerate(zip(self.offsets, self.model.parameters())):
             sliced = {k: adam[k][offset:offset + p.numel()].view_as(p).clone() for k in ("exp_avg", "exp_avg_sq")}
             state[j] = {"step": adam["step"].detach().cpu().clone(), **sliced}
         groups = [{**group, "lr": cfg.lr_at(step)} for group in self.param_groups]
@@ -81,11 +82,6 @@ class SeedCheckpoints:
                                 "history": seed.history, "best_exact_match": seed.best_em,
                                 "best_step": seed.best_step, "best_state": best},
                         stacked=stacked, **self.meta[i])
-
-
-def _offsets(model: torch.nn.Module) -> list[int]:
-    sizes = [p.numel() for p in model.parameters()]
-    return [sum(sizes[:j]) for j in range(len(sizes))]
 
 
 def _state_of(model: torch.nn.Module, row: torch.Tensor) -> dict[str, torch.Tensor]:
