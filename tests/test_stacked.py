@@ -215,10 +215,14 @@ def test_a_resumed_stacked_run_is_bit_identical_to_an_uninterrupted_one(tmp_path
 
     with pytest.raises(Interrupted):
         train_stacked(MODEL, SHORT, SEEDS[:2], tmp_path / "cut", report=stop_at_40, checkpoint_interval=20)
-    calls = []
+    assert torch.load(tmp_path / "cut" / "stacked_last.pt", weights_only=True)["step"] == 40
+    calls, evaluations = [], []
     resumed = train_stacked(MODEL, SHORT, SEEDS[:2], tmp_path / "cut", checkpoint_interval=20,
-                            resume_from=tmp_path / "cut", report=lambda i, m, f: calls.append((i, m["step"])))
+                            resume_from=tmp_path / "cut", report=lambda i, m, f: calls.append((i, m["step"])),
+                            report_evaluation=lambda step, entries, folder: evaluations.append(
+                                (step, [(i, m["step"]) for i, m, _ in entries], folder)))
     assert calls == [(0, 50), (1, 50), (0, 59), (1, 59)]
+    assert evaluations == [(50, [(0, 50), (1, 50)], None), (59, [(0, 59), (1, 59)], tmp_path / "cut")]
     for a, b in zip(whole, resumed):
         assert a.loss_trace == b.loss_trace and len(a.loss_trace) == 60
         assert _without_timing(a.history) == _without_timing(b.history)

@@ -30,6 +30,13 @@ SeedReporter = Callable[[int, dict[str, float], Optional[Path]], None]
 """``report(seed_index, metrics, checkpoint_folder)``: ``train``'s Reporter with the seed's index
 in front, called for each seed in index order at every evaluation."""
 
+Entry = tuple[int, dict[str, float], Optional[Path]]
+EvaluationReporter = Callable[[int, list[Entry], Optional[Path]], None]
+"""``report_evaluation(step, entries, run_folder)``: once per evaluation, after the per-seed calls,
+with the ``(seed_index, metrics, seed_folder)`` of every seed reported at it and the run's folder
+when ``stacked_last.pt`` was written at it (else None): what one Tune report with one checkpoint
+per evaluation needs."""
+
 DIVERGED_KEY = "train/diverged_step"
 """Metric present in a seed's last report when its training diverged (value: the step)."""
 
@@ -46,7 +53,8 @@ class SeedRun(TrainResult):
 def train_stacked(model_config: ModelConfig, train_config: TrainConfig, seeds: Sequence[int],
                   out_dir: str | Path | None = None, report: SeedReporter | None = None,
                   max_steps: int | None = None, checkpoint_interval: int = 0,
-                  resume_from: str | Path | None = None, step_mode: str = "auto") -> list[SeedRun]:
+                  resume_from: str | Path | None = None, step_mode: str = "auto",
+                  report_evaluation: EvaluationReporter | None = None) -> list[SeedRun]:
     """Train one model per seed, stacked, evaluating each on its own validation set as it goes.
 
     Args:
@@ -67,6 +75,7 @@ def train_stacked(model_config: ModelConfig, train_config: TrainConfig, seeds: S
             ``stacked_last.pt`` written by this function for the same configs and seeds).
         step_mode: ``StackedEngine``'s: 'auto' captures the step as one CUDA graph on a CUDA device
             and runs it eagerly elsewhere; 'eager', 'sync_free', 'graph' force one.
+        report_evaluation: see ``EvaluationReporter``; called after ``report``'s calls of an evaluation.
 
     Returns:
         One SeedRun per seed, in the order of ``seeds``.
@@ -96,18 +105,26 @@ def train_stacked(model_config: ModelConfig, train_config: TrainConfig, seeds: S
         rate, tick = losses.shape[0] / max(now - tick, 1e-9), now
         folders = _evaluate(engine, states, writer, step, step == last_step, rate,
                             bool(checkpoint_interval) and step % checkpoint_interval == 0)
-        reported = [i for i, folder in enumerate(folders) if folder is not False]
-        for i in reported:
+        entries = [(i, states[i].history[-1], folder) for i, folder in enumerate(folders) if folder is not False]
+        for i, _, _ in entries:
             states[i].finished = step == last_step or states[i].diverged_step is not None
-        if out is not None and (step == last_step or any(folders)):
+        saved = out is not None and (step == last_step or any(folders))
+        if saved:
             save_stacked(out, model_config, cfg, seeds, engine.state_dict(), states)
-        for i in reported:
-            if report is not None:
-                report(i, states[i].history[-1], folders[i])
-    if resume_from is not None and engine.next_step == resumed_at and report is not None:
-        for i, state in enumerate(states):  # resumed from the final checkpoint: results go out again
-            report(i, state.history[-1], seed_folder(out, seeds[i]) if out else None)
+        _publish(report, report_evaluation, step, entries, out if saved else None)
+    if resume_from is not None and engine.next_step == resumed_at:  # resumed from the end: results go out again
+        entries = [(i, state.history[-1], seed_folder(out, seeds[i]) if out else None) for i, state in enumerate(states)]
+        _publish(report, report_evaluation, max(e[1]["step"] for e in entries), entries, out)
     return [_seed_run(seed, state, seed_folder(out, seed) if out else None) for seed, state in zip(seeds, states)]
+
+
+def _publish(report: SeedReporter | None, report_evaluation: EvaluationReporter | None, step: int,
+             entries: list[Entry], run_folder: Path | None) -> None:
+    for entry in entries:
+        if report is not None:
+            report(*entry)
+    if report_evaluation is not None:
+        report_evaluation(step, entries, run_folder)
 
 
 def _checked_seeds(cfg: TrainConfig, seeds: Sequence[int]) -> tuple[int, ...]:

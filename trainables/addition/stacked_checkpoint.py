@@ -98,7 +98,8 @@ def save_stacked(out: Path, model_config: ModelConfig, train_config: TrainConfig
                  engine_state: dict[str, Any], states: list[SeedState]) -> Path:
     """Write ``stacked_last.pt``: the engine's state and every seed's record (atomically)."""
     path = out / STACKED_CHECKPOINT
-    payload = {"model_config": dataclasses.asdict(model_config), "train_config": _comparable(train_config),
+    payload = {"step": engine_state["next_step"] - 1,  # as in last.pt: the last step trained
+               "model_config": dataclasses.asdict(model_config), "train_config": _comparable(train_config),
                "seeds": list(seeds), "engine": engine_state, "seeds_state": [dataclasses.asdict(s) for s in states]}
     out.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".pt.tmp")
