@@ -141,15 +141,16 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, job: st
         ConfigError: settings the trial cannot run under (nothing started).
         TrackingError: MLflow is unreachable (nothing trained).
     """
-    grid = settings.grid or not space.dimensions()
+    grid, per_trial = settings.grid or not space.dimensions(), settings.seeds_per_trial
     if grid:
         points = grid_points(space)
-        searcher, configs = fixed_replicates(points, space.seeds, trial.failure_score), len(points)
+        searcher, configs = fixed_replicates(points, space.seeds, trial.failure_score, per_trial), len(points)
     else:
-        searcher, configs = optuna_replicates(space, settings.search_seed, trial.failure_score), settings.num_configs
+        searcher = optuna_replicates(space, settings.search_seed, trial.failure_score, per_trial)
+        configs = settings.num_configs
     with open_job(settings, trial, job, prefix, space_params(space), {"space": space.name}) as run:
         run_space = param_space(space, {"success_threshold": settings.success_threshold}, searched=not grid)
-        _, trials = run.fit(trial, run_space, searcher, configs * len(space.seeds))
+        _, trials = run.fit(trial, run_space, searcher, configs * len(searcher.groups))
         table = trial.verdict_table(trials, settings)
         run.log_verdicts(trial, table, trials)
         if run.interrupted:

@@ -9,6 +9,7 @@ from typing import Any, Collection
 import pandas as pd
 from ray.tune import ResultGrid
 
+from tune_jobs.runtime.replicates import replicate_results
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.trial_config import config_id, flat_fields, replicate_of, seed_of
 
@@ -32,17 +33,19 @@ def cell(value: Any) -> Any:
 
 
 def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = ()) -> pd.DataFrame:
-    """One row per trial: ``trial_id``, ``config_id``, ``seed``, ``replicate``, ``error``, ``status``
+    """One row per replicate (a seed; a stacked trial has several): ``trial_id`` (the replicate's key),
+    ``config_id``, ``seed``, ``replicate``, ``error``, ``status``
     (finished, errored, or interrupted: cut short by a Ctrl-C, neither finished nor errored), every
     ``section.field`` of its configuration (lists as JSON text), and ``trial.measure``'s columns
     (``finished`` among them; False for an interrupted trial)."""
     rows = []
     for result in grid:
-        config, trial_id = result.config, trial_id_of(result)
-        row = {"trial_id": trial_id, "config_id": config_id(config), "seed": seed_of(config),
-               "replicate": replicate_of(config), "error": error_line(result), **trial.measure(result)}
-        cut_short = trial_id in interrupted and result.error is None
-        row["finished"] = bool(row["finished"]) and not cut_short
-        row["status"] = "interrupted" if cut_short else "finished" if row["finished"] else "errored"
-        rows.append({**row, **{k: cell(v) for k, v in flat_fields(config).items()}})
+        cut_short = trial_id_of(result) in interrupted and result.error is None
+        for replicate in replicate_results(result):
+            config = replicate.config
+            row = {"trial_id": replicate.key, "config_id": config_id(config), "seed": seed_of(config),
+                   "replicate": replicate_of(config), "error": error_line(replicate), **trial.measure(replicate)}
+            row["finished"] = bool(row["finished"]) and not cut_short and replicate.error is None
+            row["status"] = "interrupted" if cut_short else "finished" if row["finished"] else "errored"
+            rows.append({**row, **{k: cell(v) for k, v in flat_fields(config).items()}})
     return pd.DataFrame(rows)

@@ -63,6 +63,12 @@ def check_trial(settings: RunSettings, trial: Trial) -> None:
     if settings.workers > 1 and not trial.data_parallel:
         raise ConfigError(f"workers={settings.workers}: the {trial.name} trial has no data-parallel version "
                           f"(its training is not sharded); run it with workers=1")
+    if settings.seeds_per_trial > 1 and not trial.stacked:
+        raise ConfigError(f"seeds_per_trial={settings.seeds_per_trial}: the {trial.name} trial trains one seed "
+                          f"per trial; run it with seeds_per_trial=1")
+    if settings.seeds_per_trial > 1 and settings.workers > 1:
+        raise ConfigError(f"seeds_per_trial={settings.seeds_per_trial} with workers={settings.workers}: a stacked "
+                          f"trial trains in one process; choose one of the two")
 
 
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,

@@ -1,6 +1,5 @@
 """The command trainable on a stand-in for an external repository (tests/fake_reference_repo)."""
 
-from pathlib import Path
 
 import pytest
 
