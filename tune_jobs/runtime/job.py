@@ -47,13 +47,18 @@ class Job:
     """MLflow calls that failed (each was queued and retried)."""
     interrupted: set[str] = field(default_factory=set)
     """Trial ids the fit left unfinished (a Ctrl-C or SIGTERM stopped it)."""
+    slots: int = 0
+    """Trials that could run at once (CPU cores / threads per trial, or GPUs / GPUs per trial)."""
+    trial_seconds: float = 0.0
+    """The trials' own time (Tune's ``time_total_s``), summed."""
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
             run_name: Callable[[dict], str] = default_run_name) -> tuple[Any, pd.DataFrame]:
         """Run the trials; returns Tune's ResultGrid and the trial table (``runtime.results``)."""
-        grid, callback = fit(self.settings, trial, space, searcher, num_samples, name=self.name,
-                             tracker=self.tracker, run_name=run_name)
+        grid, callback, self.slots = fit(self.settings, trial, space, searcher, num_samples, name=self.name,
+                                         tracker=self.tracker, run_name=run_name)
         self.run_ids, self.failures = callback.runs, callback.failures
+        self.trial_seconds += sum(float((result.metrics or {}).get("time_total_s", 0.0)) for result in grid)
         self.interrupted = callback.interrupted(trial_id_of(result) for result in grid)
         if trial.log_outputs is not None:
             trial.log_outputs(self.tracker, grid, self.run_ids)
@@ -89,6 +94,12 @@ class Job:
         """Wall time since the job opened."""
         return time.perf_counter() - self.started
 
+    def overhead_share(self) -> float:
+        """What Ray, MLflow and idle slots cost: 1 - (the trials' own time) / (wall time x slots), the
+        share of the job's capacity that went to no trial (NaN before a fit)."""
+        capacity = self.seconds() * self.slots
+        return 1.0 - self.trial_seconds / capacity if capacity > 0 else float("nan")
+
 
 @contextmanager
 def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params: Mapping[str, Any],
@@ -109,7 +120,9 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
                    settings.tracking_uri) as tracker:
         job = Job(settings, name, job, tracker)
         yield job
-        tracker.log_metrics(tracker.parent_run_id, {"perf/job_seconds": job.seconds()}, step=0)
+        tracker.log_metrics(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
+                                                    "perf/trial_seconds": job.trial_seconds,
+                                                    "perf/overhead_share": job.overhead_share()}, step=0)
 
 
 def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: int | None,
@@ -183,4 +196,7 @@ def print_footer(job: Job) -> None:
     """Where the job landed in MLflow, and its wall time."""
     tracker = job.tracker
     print(f"MLflow: experiment {tracker.experiment_id}, parent run {tracker.parent_run_id} at "
-          f"{tracker.client.tracking_uri}; MLflow calls that failed: {job.failures}; {job.seconds() / 60:.1f} min")
+          f"{tracker.client.tracking_uri}; MLflow calls that failed: {job.failures}")
+    print(f"Wall time {job.seconds() / 60:.1f} min on {job.slots} trial slot(s); the trials' own time "
+          f"{job.trial_seconds / 60:.1f} min; Ray, MLflow and idle slots: {100 * job.overhead_share():.1f}% "
+          f"of the capacity")

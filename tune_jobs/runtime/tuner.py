@@ -73,9 +73,10 @@ def check_trial(settings: RunSettings, trial: Trial) -> None:
 
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
         name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name
-        ) -> tuple[ResultGrid, MlflowTrialRuns]:
+        ) -> tuple[ResultGrid, MlflowTrialRuns, int]:
     """Run ``trial`` on the configs ``searcher`` suggests, each mirrored into MLflow under ``tracker``'s
-    parent run (see the module doc); returns Tune's results and the callback (its run ids).
+    parent run (see the module doc); returns Tune's results, the callback (its run ids) and how many
+    trials could run at once.
 
     Raises:
         ConfigError: settings the trial or the cluster cannot serve (before any trial runs).
@@ -112,4 +113,4 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
         )
     grid = tuner.fit()
     callback.reconcile(grid)
-    return grid, callback
+    return grid, callback, concurrent
