@@ -217,7 +217,8 @@ def test_trial_table_carries_the_flags_and_deltas_to_the_verdict(trained):
     _, results = trained
     config = _memory_run("pairs.txt", SMALL_GAIN).to_sections()
     config["train"].pop("seed")  # a trial config holds its seed once, beside the sections
-    trials = [SimpleNamespace(config={**config, "seed": seed}, error=None, path=f"/x/t{seed}",
+    trials = [SimpleNamespace(config={**config, "seed": seed}, error=None, path=f"/x/t{seed}", checkpoint=None,
+                              metrics_dataframe=None,
                               metrics={**results[SMALL_GAIN].final, "trial_id": f"t{seed}"}) for seed in (0, 1, 2)]
     table = trial_table(trials, LM)
     assert all("gates_linear" in flags and "component_unused" in flags for flags in table["flags"])
