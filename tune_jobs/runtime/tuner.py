@@ -71,6 +71,22 @@ def check_trial(settings: RunSettings, trial: Trial) -> None:
                           f"trial trains in one process; choose one of the two")
 
 
+def check_devices(settings: RunSettings, param_space: dict[str, Any]) -> None:
+    """Refuse a section asking for CUDA when the trials hold no GPU (Ray hides every GPU from a trial
+    that reserved none, so it could never start).
+
+    Raises:
+        ConfigError: names the field, its value and the setting to change.
+    """
+    if settings.gpus_per_trial > 0:
+        return
+    for section, fields in param_space.items():
+        device = fields.get("device") if isinstance(fields, dict) else None
+        if isinstance(device, str) and device.startswith("cuda"):
+            raise ConfigError(f"{section}.device={device!r} but gpus_per_trial=0: a trial holding no GPU sees none; "
+                              f"give --gpus-per-trial (GPUS=) a share of a GPU, or set {section}.device=cpu")
+
+
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
         name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name
         ) -> tuple[ResultGrid, MlflowTrialRuns, int]:
@@ -83,6 +99,7 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
         StorageError: the storage path is not writable, or not shared by every node.
     """
     check_trial(settings, trial)
+    check_devices(settings, param_space)
     storage = settings.storage()
     check_writable(storage)
     run = dict(param_space.get(RUN, {}))
