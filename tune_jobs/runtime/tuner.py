@@ -55,11 +55,13 @@ def job_name(settings: RunSettings, prefix: str) -> str:
 
 
 def check_trial(settings: RunSettings, trial: Trial) -> None:
-    """Refuse, before Ray starts, settings the trial cannot run under.
+    """Refuse, before Ray starts (and before MLflow gets a run), settings the trial cannot run under.
 
     Raises:
         ConfigError: ``workers`` > 1 for a trial without a data-parallel body (names both).
+        StorageError: the storage path is not writable.
     """
+    check_writable(settings.storage())
     if settings.workers > 1 and not trial.data_parallel:
         raise ConfigError(f"workers={settings.workers}: the {trial.name} trial has no data-parallel version "
                           f"(its training is not sharded); run it with workers=1")
@@ -101,7 +103,6 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
     check_trial(settings, trial)
     check_devices(settings, param_space)
     storage = settings.storage()
-    check_writable(storage)
     run = dict(param_space.get(RUN, {}))
     if settings.checkpoint_interval is not None:
         run["checkpoint_interval"] = settings.checkpoint_interval
