@@ -147,6 +147,7 @@ def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
     except tomllib.TOMLDecodeError as error:
         raise CommandSpecError(f"{path}: not valid TOML: {error}") from error
     data.update(overrides or {})
+    _finite_numbers(data, path)
     metrics = data.pop("metrics", {})
     checkpoints = data.pop("checkpoints", {})
     raw_workdir = str(data.pop("workdir", "."))
@@ -164,3 +165,18 @@ def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
                            names=metrics.get("names", {}), checkpoint_dir=checkpoints.get("dir"), **data)
     except (TypeError, ConfigError) as error:
         raise CommandSpecError(f"{path}: {error}") from error
+
+
+def _finite_numbers(table: Mapping[str, Any], path: Path, prefix: str = "") -> None:
+    """Every number of a job file's tables is finite (TOML writes nan and inf).
+
+    Raises:
+        CommandSpecError: names the file, the field and the value.
+    """
+    for key, value in table.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, Mapping):
+                _finite_numbers(item, path, f"{prefix}{key}.")
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise CommandSpecError(f"{path}: {prefix}{key} must be a finite number, got {value!r}")

@@ -16,6 +16,7 @@ environment variables: every placeholder's value is also in the command's enviro
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import string
@@ -168,7 +169,7 @@ def render_arguments(arguments: tuple[Argument, ...], values: Mapping[str, Any],
 
     Raises:
         KeyError: a placeholder without a value (the message names them).
-        ConfigError: a value holding a NUL byte (no argv can carry one).
+        ConfigError: a NaN or infinite value, or one holding a NUL byte (no argv can carry one).
     """
     missing = sorted({name for argument in arguments for name in argument.names} - set(values))
     if missing:
@@ -192,8 +193,10 @@ def value_text(value: Any, name: str) -> str:
     """A placeholder's value as text (``str``).
 
     Raises:
-        ConfigError: the text holds a NUL byte (names the placeholder).
+        ConfigError: a NaN or infinite float, or text holding a NUL byte (names the placeholder).
     """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"value of {{{name}}} must be a finite number, got {value!r}")
     text = str(value)
     if "\0" in text:
         raise ConfigError(f"value of {{{name}}} holds a NUL byte, which no command line can carry: {text!r}")
