@@ -69,3 +69,19 @@ def require_device(device: str, field: str) -> None:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"{field}={device!r}: torch sees no CUDA GPU here (torch.cuda.is_available() is False, "
                           f"torch {torch.__version__}); use {field}=cpu, or a CUDA build of torch on a GPU machine")
+
+
+def check_local_run(device: str, resume: bool, out_dir: Path | None, checkpoint_file: str) -> None:
+    """Refuse, before any work, what a trainable's own command line cannot do on this machine: CUDA
+    without a GPU (``--train.device``), ``--resume`` without ``--out-dir``, or a checkpoint to resume
+    from that does not load.
+
+    Raises:
+        ConfigError: names the option (or the file) and what to do.
+    """
+    require_device(device, "--train.device")
+    if resume:
+        if out_dir is None:
+            raise ConfigError(f"--resume needs --out-dir (the folder holding {checkpoint_file})")
+        if (Path(out_dir) / checkpoint_file).is_file():
+            read_torch_file(Path(out_dir) / checkpoint_file, "--resume: checkpoint")

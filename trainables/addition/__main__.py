@@ -24,7 +24,7 @@ from trainables.addition.config import ConfigError, ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
 from trainables.addition.train import LAST_CHECKPOINT, train
 from trainables.checks import is_int
-from trainables.torch_checks import read_torch_file, require_device
+from trainables.torch_checks import check_local_run
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,7 @@ def train_command(args: Train) -> dict:
             does not load (checked before any work).
         ValueError, FileNotFoundError: what ``train`` refuses (a last.pt of other configs, none at all).
     """
-    require_device(args.train.device, "--train.device")
-    if args.resume:
-        if args.out_dir is None:
-            raise ConfigError("--resume needs --out-dir (the folder holding last.pt)")
-        if (args.out_dir / LAST_CHECKPOINT).is_file():
-            read_torch_file(args.out_dir / LAST_CHECKPOINT, "--resume: checkpoint")
+    check_local_run(args.train.device, args.resume, args.out_dir, LAST_CHECKPOINT)
     result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
                    report=lambda metrics, _: print(json.dumps(metrics), flush=True),
                    checkpoint_interval=args.checkpoint_interval, resume_from=args.out_dir if args.resume else None)

@@ -20,7 +20,7 @@ import tyro
 
 from trainables.lm.config import SECTIONS, ConfigError, LMRun
 from trainables.lm.train import MODEL_FILE, train
-from trainables.torch_checks import read_torch_file, require_device
+from trainables.torch_checks import check_local_run
 
 
 @dataclass(frozen=True)
@@ -39,27 +39,13 @@ def _printable(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
-def check(args: Args) -> None:
-    """Refuse, before any work, what the run cannot do here.
-
-    Raises:
-        ConfigError: ``--resume`` without ``--out-dir``, a model.pt that does not load, CUDA without a GPU.
-    """
-    require_device(args.train.device, "--train.device")
-    if args.resume:
-        if args.out_dir is None:
-            raise ConfigError("--resume needs --out-dir (the folder holding model.pt)")
-        if (args.out_dir / MODEL_FILE).is_file():
-            read_torch_file(args.out_dir / MODEL_FILE, "--resume: checkpoint")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 on success, 2 with one line ``error: ...`` for a user error (an impossible config value
     is refused by tyro's parser, which prints its box naming the field and the value, also exit 2)."""
     args = tyro.cli(Args, args=argv)
     run = LMRun(**{name: getattr(args, name) for name in SECTIONS})
     try:
-        check(args)
+        check_local_run(args.train.device, args.resume, args.out_dir, MODEL_FILE)
         result = train(run, args.out_dir, lambda metrics, _folder: print(json.dumps(_printable(metrics)), flush=True),
                        checkpoint_interval=args.checkpoint_interval,
                        resume_from=args.out_dir if args.resume else None)
