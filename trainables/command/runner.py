@@ -79,7 +79,7 @@ def run_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: str | Pat
         report: called with each new metrics row (namespaced by ``spec.names``, ``step`` as float);
             the call for the last row also gets the checkpoint folder when the job names one.
         poll_s: how often the metrics file is read.
-        env: extra environment variables for this run (over the job's, over the ``REPROTUNE_<NAME>``
+        env: extra environment variables for this run (over the job's, over the ``REPROTUNE_PARAM_<NAME>``
             values of the placeholders).
 
     Raises:

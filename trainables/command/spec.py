@@ -34,7 +34,7 @@ one (``--tag={tag}``); a ``[flags]`` placeholder is a whole argument. A template
 (``sh -c``, ``bash -c``; also ``python -c``, ``perl -e``, ...) must not put a placeholder inside
 the script text: such a file is refused, naming the placeholder. Pass the value as a positional
 parameter, ``sh -c 'train --tag "$1" | tee log' sh {tag}``, or read it from the environment:
-every placeholder's value is also set as ``REPROTUNE_<NAME>`` (``$REPROTUNE_TAG``).
+every placeholder's value is also set as ``REPROTUNE_PARAM_<NAME>`` (``$REPROTUNE_PARAM_TAG``).
 
 Numbers are checked: ``timeout_s`` finite and > 0; metrics read back are checked row by row
 (``trainables.command.runner``).

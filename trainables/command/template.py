@@ -11,7 +11,7 @@ must not put a placeholder inside the script text: the interpreter would parse t
 Such a template is refused when the job file is loaded. The values reach a script safely as
 positional parameters (``sh -c 'train --tag "$1"' sh {tag}``: ``{tag}`` is a whole argument) or as
 environment variables: every placeholder's value is also in the command's environment as
-``REPROTUNE_<NAME>`` (``$REPROTUNE_TAG``, ``$REPROTUNE_OUT_DIR``, ...).
+``REPROTUNE_PARAM_<NAME>`` (``$REPROTUNE_PARAM_TAG``, ``$REPROTUNE_PARAM_OUT_DIR``, ...).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any, Mapping
 
 from trainables.checks import ConfigError
 
-ENV_PREFIX = "REPROTUNE_"
-"""Each placeholder's value is in the command's environment as ``REPROTUNE_<NAME upper-cased>``."""
+ENV_PREFIX = "REPROTUNE_PARAM_"
+"""Each placeholder's value is in the command's environment as ``REPROTUNE_PARAM_<NAME upper-cased>``
+(a prefix of its own: a parameter named ``reference_dir`` must not set the project's ``REPROTUNE_REFERENCE_DIR``)."""
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
 """Programs whose ``-c`` (alone or in a cluster such as ``-ec``) takes a script."""
 INLINE_CODE_OPTIONS = {"python": ("-c",), "perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "-p")}
@@ -204,6 +205,6 @@ def value_text(value: Any, name: str) -> str:
 
 
 def environment(values: Mapping[str, Any]) -> dict[str, str]:
-    """Every placeholder's value as ``REPROTUNE_<NAME>`` (for a script that reads its values from
+    """Every placeholder's value as ``REPROTUNE_PARAM_<NAME>`` (for a script that reads its values from
     the environment)."""
     return {f"{ENV_PREFIX}{name.upper()}": value_text(value, name) for name, value in values.items() if _NAME.fullmatch(name)}

@@ -11,7 +11,7 @@ import pytest
 from trainables.command import CommandSpecError, load_command_spec, render_command, run_command
 from trainables.command.template import ENV_PREFIX, TemplateError, parse_template
 
-ECHO = "import json, os, sys; json.dump(sys.argv[1:], open(os.environ['REPROTUNE_OUT_DIR'] + '/argv.json', 'w'))"
+ECHO = "import json, os, sys; json.dump(sys.argv[1:], open(os.environ['REPROTUNE_PARAM_OUT_DIR'] + '/argv.json', 'w'))"
 """The command under test: writes the arguments it received to {out_dir}/argv.json."""
 
 
@@ -31,7 +31,7 @@ TEMPLATES = [
     ("env X=1 {python} {script} {tag}", lambda p: p),
     ("""sh -c '"$0" "$1" "$2"' {python} {script} {tag}""", lambda p: p),
     ("""bash -ec 'exec "$0" "$@"' {python} {script} {tag}""", lambda p: p),
-    ("""sh -c 'exec "$REPROTUNE_PYTHON" "$REPROTUNE_SCRIPT" "$REPROTUNE_TAG"'""", lambda p: p),
+    ("""sh -c 'exec "$REPROTUNE_PARAM_PYTHON" "$REPROTUNE_PARAM_SCRIPT" "$REPROTUNE_PARAM_TAG"'""", lambda p: p),
 ]
 
 
@@ -94,7 +94,7 @@ def test_malformed_templates_are_refused(command, message):
 
 
 def test_scripts_without_placeholders_and_values_as_positional_parameters_are_allowed():
-    for command in ("""sh -c 'run "$1" | tee log' sh {tag}""", "bash -lc 'run \"$REPROTUNE_TAG\"'",
+    for command in ("""sh -c 'run "$1" | tee log' sh {tag}""", "bash -lc 'run \"$REPROTUNE_PARAM_TAG\"'",
                     "sh -c 'echo {{literal braces}}'", "{python} -m train --code {code}", "sh {script} {tag}"):
         parse_template(command, {}, "job 'x'")
 
