@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,36 @@ MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
 BATCH_LIMIT = 1000
 """Most metrics (or params, or tags) MLflow accepts in one log_batch call."""
+
+
+MAX_STEP = 2**63 - 1
+"""Largest step MLflow stores (a signed 64-bit integer)."""
+
+
+def metric_step(value: Any) -> int:
+    """``value`` as an MLflow step: an integer (or integral float) in [0, 2**63).
+
+    Raises:
+        ValueError: anything else (NaN, inf, 1e400, a huge int, a fraction, text); names the value.
+    """
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
+    if isinstance(value, numbers.Real) and number is None and not isinstance(value, bool):
+        real = float(value)
+        number = int(real) if math.isfinite(real) and real == int(real) else None
+    if number is None or not 0 <= number <= MAX_STEP:
+        raise ValueError(f"step {value!r} cannot be logged: MLflow takes an integer in [0, 2**63)")
+    return number
+
+
+def _metric_value(value: Any) -> float | None:
+    """A metric as a finite float; None for what MLflow cannot store (non-numbers, NaN, inf, ints past a float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _text(value: Any, limit: int) -> str:
@@ -118,13 +149,18 @@ class SweepTracker:
             self.client.log_batch(run_id, params=items[start:start + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
-        """Log finite numeric ``metrics`` at ``step`` in one batch; a step already logged is skipped."""
+        """Log finite numeric ``metrics`` at ``step`` in one batch; a step already logged is skipped,
+        and values MLflow cannot store (NaN, inf, ints past a float) are left out.
+
+        Raises:
+            ValueError: ``step`` is not an integer in [0, 2**63) (``metric_step``), before any write.
+        """
+        step = metric_step(step)
         logged = self._logged(run_id)
         if step in logged:
             return
         stamp = int(time.time() * 1000)
-        items = [Metric(k, float(v), stamp, int(step)) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        items = [Metric(k, number, stamp, step) for k, v in metrics.items() if (number := _metric_value(v)) is not None]
         for start in range(0, len(items), BATCH_LIMIT):
             self.client.log_batch(run_id, metrics=items[start:start + BATCH_LIMIT])
         logged.add(step)

@@ -3,23 +3,33 @@
 MLflow's default tracking URI is a SQLite file relative to the current directory, and Ray workers
 change directory, so every URI leaving this module is absolute. The embedded default is
 ``sqlite:///<project>/mlruns.db`` with artifacts in ``<project>/mlartifacts``: no server needed.
-A SQLite store keeps its artifacts in ``mlartifacts/`` beside the database file.
+A SQLite store keeps its artifacts in ``mlartifacts/`` beside the database file. A new SQLite store
+is created and migrated once, under a file lock beside it (``<db>.lock``): jobs started at the same
+time on a new store do not race on its schema.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 import urllib.error
+from contextlib import contextmanager
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from trainables.paths import PROJECT_ROOT
 
 DEFAULT_DB = PROJECT_ROOT / "mlruns.db"
+STORE_LOCK_TIMEOUT_S = 300.0
+"""Longest wait for another process to finish creating or migrating a SQLite store."""
 
 
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -78,14 +88,53 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         for name, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(name, value)
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri)
+        with store_lock(Path(uri[len("sqlite:///"):])):  # the first client creates and migrates the schema
+            client = _open(uri)
+    else:
+        client = _open(uri)
+    mlflow.set_tracking_uri(uri)
+    return client
+
+
+def _open(uri: str) -> MlflowClient:
     try:
+        client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as error:  # noqa: BLE001 - any failure here means the store is unusable
         raise TrackingError(f"MLflow tracking store {uri!r} is not reachable: {error}") from error
-    mlflow.set_tracking_uri(uri)
     return client
+
+
+@contextmanager
+def store_lock(db: Path, timeout_s: float = STORE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``<db>.lock`` (its folder created), so that one process at
+    a time creates or migrates the SQLite store ``db``.
+
+    Raises:
+        TrackingError: the folder cannot be written, or the lock is still held after ``timeout_s``.
+    """
+    lock = db.with_name(db.name + ".lock")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
+    except OSError as error:
+        raise TrackingError(f"MLflow tracking store {str(db)!r}: cannot write beside it ({error.strerror or error}); "
+                            f"give --tracking-uri a SQLite file in a folder you can write") from error
+    with handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(f"MLflow tracking store {str(db)!r}: {lock} is still locked after "
+                                        f"{timeout_s:.0f} s by another job creating the store") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _check_server(uri: str, timeout_s: float = 10.0) -> None:
@@ -104,4 +153,9 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
     if experiment is not None:
         return experiment.experiment_id
     location = artifact_location or default_artifact_location(client.tracking_uri, name)
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as error:  # another job created it in the meantime
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        return client.get_experiment_by_name(name).experiment_id

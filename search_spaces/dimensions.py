@@ -201,6 +201,8 @@ def parse_dimension(name: str, value: Any) -> Any:
             raise SearchSpaceError(f"{name}: choice needs a non-empty list of values, got {args!r}")
         return Choice(tuple(args))
     if kind in ("loguniform", "randint", "lograndint") and isinstance(args, (list, tuple)) and len(args) == 2:
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in args):
+            raise SearchSpaceError(f"{name}: {kind} needs two finite numbers [low, high], got {args!r}")
         if kind == "loguniform":
             return LogUniform(float(args[0]), float(args[1]))
         return IntRange(int(args[0]), int(args[1]), log=kind == "lograndint")

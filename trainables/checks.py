@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, Mapping
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Names that become folder names, run names or parts of either: letters, digits, '.', '_', '-'
+(no '/', no '..', no spaces or shell characters)."""
 
 
 class ConfigError(ValueError):
@@ -63,6 +68,16 @@ def finite_numbers(obj: Any) -> None:
         value = getattr(obj, item.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{item.name} must be a finite number, got {value!r}")
+
+
+def safe_name(value: Any, what: str) -> None:
+    """``value`` is a name in the safe alphabet (``SAFE_NAME``, no '..').
+
+    Raises:
+        ConfigError: names ``what`` and the value.
+    """
+    require(isinstance(value, str) and SAFE_NAME.fullmatch(value) is not None and ".." not in value,
+            f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-' (it names folders and runs)")
 
 
 def known_fields(cls: type, values: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:

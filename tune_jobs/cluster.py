@@ -101,7 +101,12 @@ def node_resources(node: str) -> dict[str, int]:
 
 def start_command(node: str, port: int, temp_dir: Path, cpus: int, object_store_bytes: int) -> list[str]:
     """The ``ray start`` command line of ``node`` (own temp dir and ports, one named resource and label).
-    (``--node-ip-address=127.0.0.1`` would change nothing: Ray resolves it to the host's address.)"""
+
+    No ``--node-ip-address=127.0.0.1``: Ray 2.60 rewrites a loopback address to the host's
+    (``ray._private.services.resolve_ip_for_localhost``), and its GCS and raylet gRPC servers listen
+    on every interface whatever they are given (measured by ``tests/system/test_cluster.py``: ``ss``
+    shows ``*:<port>`` with and without the option). What guards those ports is token authentication:
+    a driver without this cluster's token is refused (the same test)."""
     ray = str(Path(sys.executable).with_name("ray"))
     command = [ray, "start", "--head" if node == "head" else f"--address=127.0.0.1:{port}",
                f"--temp-dir={temp_dir}", f"--num-cpus={cpus}", "--num-gpus=0",
@@ -130,6 +135,15 @@ def driver_env(root: Path, port: int) -> dict[str, str]:
 def env_file_text(env: dict[str, str]) -> str:
     """``env`` as shell ``export`` lines, each value quoted for ``sh``."""
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file that only its owner can read, mode 0600 from its creation (a file
+    already there is removed first: ``O_CREAT`` would keep its mode)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
 
 
 def _state_path(root: Path) -> Path:
@@ -218,9 +232,7 @@ def up(root: Path = DEFAULT_ROOT, head_cpus: int = 1, worker_cpus: int = 1, port
     base = temp_base(root)
     temp_dirs = {node: base / node for node in NODES}
     env = driver_env(root, port)
-    token = root / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
+    write_private(root / "auth_token", secrets.token_hex(32))
     state = {"root": str(root), "port": port, "temp_dirs": {n: str(p) for n, p in temp_dirs.items()}, "env": env}
     _state_path(root).write_text(json.dumps(state, indent=1) + "\n")
     (root / "cluster.env").write_text(env_file_text(env))

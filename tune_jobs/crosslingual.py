@@ -23,6 +23,7 @@ import pandas as pd
 
 from trainables.checks import require
 from trainables.lm.config import LMRun
+from trainables.lm.corpus import check_corpora, corpora_of
 from trainables.lm.data import tokenizer_text
 from trainables.lm.tokenizer import build_tokenizer
 from tune_jobs.runtime.cli import run_main
@@ -105,10 +106,12 @@ def run_crosslingual(args: CrosslingualArgs) -> pd.DataFrame:
     """Run the grid; returns the comparison table (also printed and logged to MLflow).
 
     Raises:
-        FileNotFoundError: a corpus is missing.
+        ConfigError: a corpus is missing, empty, binary or too small to split (nothing started).
         TrackingError: MLflow is unreachable (nothing trained).
     """
     configs = grid_configs(args)
+    runs = [LMRun.from_sections(sections) for sections in configs]
+    check_corpora(data for run in runs for data in corpora_of(run.data, run.tokenizer.extra_corpora))
     warm_tokenizers(configs)
     seeds = list(range(args.seeds))
     with open_job(args, LM, "crosslingual", "crosslingual", {}, {}) as job:

@@ -11,15 +11,17 @@ each configuration gets its verdict: bits per byte over seeds plus audit flags (
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pandas as pd
 
-from search_spaces import SearchSpace, load_space, validate, with_sets
+from search_spaces import Choice, IntRange, LogUniform, SearchSpace, load_space, validate, with_sets
 from trainables.checks import require
-from trainables.lm.config import SECTIONS, LMRun
+from trainables.lm.config import SECTIONS, DataConfig, LMRun
+from trainables.lm.corpus import absolute_corpus, check_corpora, corpora_of
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import run_sweep, with_run_settings
 from tune_jobs.runtime.settings import SweepSettings
@@ -42,7 +44,7 @@ class VocabSweepArgs(SweepSettings):
     eval_interval: Optional[int] = None
     """Override the space's evaluation interval."""
     corpus: Optional[str] = None
-    """Override the corpus: stdlib, en, fr, es, or a path."""
+    """Override the corpus: stdlib, en, fr, es, or a path (made absolute: trials run in their own folders)."""
     max_bytes: Optional[int] = None
     """Override the corpus cap in UTF-8 bytes."""
     spread_tolerance: float = lm.SPREAD_TOLERANCE
@@ -69,11 +71,27 @@ def resolve_space(args: VocabSweepArgs, space: SearchSpace | None = None) -> Sea
     """
     space = with_sets(space or load_space(args.space, "lm"), args.set, SECTIONS)
     space = with_run_settings(space, args, args.train_steps, args.eval_interval, 0, 1 / 10)
-    data = {k: v for k, v in (("corpus", args.corpus), ("max_bytes", args.max_bytes)) if v is not None}
+    corpus = None if args.corpus is None else absolute_corpus(args.corpus)
+    data = {k: v for k, v in (("corpus", corpus), ("max_bytes", args.max_bytes)) if v is not None}
     space = space.with_overrides(data=data)
     space = space.with_overrides(**LMRun.complete(space.sections))  # every field recorded, defaults included
     validate(space, SECTIONS)
     return space
+
+
+def space_corpora(space: SearchSpace) -> list[DataConfig]:
+    """Every corpus a point of ``space`` can read: each value of ``data.corpus`` and of
+    ``tokenizer.extra_corpora`` (all choices), at every extreme of the other ``data`` fields."""
+    def values(value: Any) -> tuple[Any, ...]:
+        return value.extremes() if isinstance(value, (Choice, IntRange, LogUniform)) else (value,)
+
+    data = {k: values(v) for k, v in space.sections.get("data", {}).items()}
+    extras = values(space.sections.get("tokenizer", {}).get("extra_corpora", ()))
+    configs = []
+    for combo in itertools.product(*data.values()):
+        for extra in extras:
+            configs += corpora_of(DataConfig(**dict(zip(data, combo))), extra)
+    return configs
 
 
 def run_vocab_sweep(args: VocabSweepArgs, space: SearchSpace | None = None) -> pd.DataFrame:
@@ -81,9 +99,11 @@ def run_vocab_sweep(args: VocabSweepArgs, space: SearchSpace | None = None) -> p
 
     Raises:
         SearchSpaceError: the space holds an impossible configuration (nothing started).
+        ConfigError: a corpus of the space is missing, empty, binary or too small to split (nothing started).
         TrackingError: MLflow is unreachable (nothing trained).
     """
     space = resolve_space(args, space)
+    check_corpora(space_corpora(space))
     return run_sweep(args, space, LM, "sweep-vocab", f"vocab-{space.name}")
 
 

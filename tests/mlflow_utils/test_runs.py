@@ -3,7 +3,7 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlflow_utils import TrackingError, resolve_tracking_uri, sweep_run
+from mlflow_utils import TrackingError, metric_step, resolve_tracking_uri, sweep_run
 
 
 @pytest.mark.parametrize("exit_with, parent_status", [(None, "FINISHED"), (RuntimeError("boom"), "FAILED"),
@@ -79,3 +79,15 @@ def test_unreachable_server_fails_fast(tmp_path):
     with pytest.raises(TrackingError, match="http://127.0.0.1:9 .*is not reachable|not reachable"):
         with sweep_run("s", "e", {}, {}, "http://127.0.0.1:9"):
             pass
+
+
+def test_a_step_mlflow_cannot_store_is_refused_before_any_write(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with sweep_run("s1", "exp", {}, {}, uri) as tracker:
+        child = tracker.start_trial_run("trial-1", "c1", {}, {})
+        for step in (float("nan"), float("inf"), 1e400, 10**30, -1, 2.5, "3", None, True):
+            with pytest.raises(ValueError, match=r"step .* cannot be logged: MLflow takes an integer in \[0, 2\*\*63\)"):
+                tracker.log_metrics(child, {"val/exact_match": 0.5}, step=step)
+        assert metric_step(2**63 - 1) == 2**63 - 1 and metric_step(10.0) == 10
+        tracker.log_metrics(child, {"a": float("inf"), "b": 10**400, "c": float("nan"), "d": 0.25}, step=10)
+    assert MlflowClient(uri).get_run(child).data.metrics == {"d": 0.25}  # what MLflow cannot store is left out

@@ -83,6 +83,18 @@ def test_node_processes_selects_by_marker_not_by_mention(tmp_path):
             proc.wait()
 
 
+def test_the_token_file_is_private_from_its_creation(tmp_path):
+    path = tmp_path / "auth_token"
+    path.write_text("old")
+    path.chmod(0o644)
+    before = os.umask(0)  # even with no umask to narrow it
+    try:
+        cluster.write_private(path, "secret")
+    finally:
+        os.umask(before)
+    assert path.read_text() == "secret" and path.stat().st_mode & 0o777 == 0o600
+
+
 def test_status_without_a_cluster_says_how_to_start_one(tmp_path):
     with pytest.raises(cluster.ClusterError, match="tune_jobs.cluster up"):
         cluster.status(tmp_path)
@@ -103,6 +115,12 @@ print("RESULT", json.dumps({"alive": alive, "ran_on": ran_on}))
 """
 
 
+def _listeners(pids: set[int]) -> list[str]:
+    """Local addresses (``ss``'s ``addr:port``) of the TCP sockets the processes ``pids`` listen on."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return sorted(line.split()[3] for line in out.splitlines() if any(f"pid={pid}," in line for pid in pids))
+
+
 @pytest.mark.cluster
 def test_local_cluster_up_join_kill_worker_down(tmp_path):
     port = int(os.environ.get("REPROTUNE_TEST_CLUSTER_PORT", 6790))
@@ -121,6 +139,17 @@ def test_local_cluster_up_join_kill_worker_down(tmp_path):
         assert set(by_node) == {"head", "worker"} and len(result["alive"]) == 2
         assert all(result["alive"][i]["CPU"] == 1 for i in by_node.values())
         assert result["ran_on"] == by_node
+        assert (info.root / "auth_token").stat().st_mode & 0o777 == 0o600
+
+        # Ray 2.60's GCS and raylets listen on every interface (a loopback --node-ip-address is rewritten
+        # to the host's): what guards them is the token. A driver without it, or with another, is refused.
+        listening = _listeners({pid for d in info.temp_dirs.values() for pid in cluster.node_processes(d)})
+        assert f"*:{port}" in listening or f"0.0.0.0:{port}" in listening, listening
+        for extra in ({}, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}):
+            stranger = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{port}')"],
+                                      env={**env, "HOME": str(tmp_path), **extra}, capture_output=True, text=True,
+                                      timeout=120)
+            assert stranger.returncode != 0 and "Authentication token is missing or incorrect" in stranger.stderr
 
         assert cluster.kill_node(info.root, "worker")
         assert not cluster.node_processes(info.temp_dirs["worker"])

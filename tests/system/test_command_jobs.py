@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 from tests.system.test_reproduce import CLAIM
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.reproduce import ReproduceArgs, run_reproduction
-from tune_jobs.sweep_command import SweepCommandArgs, run_command_sweep
+from tune_jobs.sweep_command import SweepCommandArgs, main, run_command_sweep
 
 ROOT = PROJECT_ROOT
 FAKE_REPO = ROOT / "tests" / "fake_reference_repo"
@@ -72,3 +72,23 @@ lr = {{ loguniform = [0.005, 0.02] }}
     history = client.get_metric_history(children["0"].info.run_id, "val/exact_match")
     assert [m.step for m in history] == [0, 10, 20]
     assert "checkpoints/best.pt" in {a.path for a in client.list_artifacts(children["0"].info.run_id, "checkpoints")}
+
+
+def test_a_sweep_whose_every_trial_fails_exits_1_and_keeps_the_reason(ray_module, tmp_path, capsys):
+    job = tmp_path / "job.toml"
+    job.write_text(f'''name = "hang"
+workdir = "{tmp_path}"
+command = "{{python}} -c 'import time; time.sleep(120)' {{seed}}"
+timeout_s = 3
+[metrics]
+regex = 'step=(?P<step>\\\\d+)'
+[search]
+seeds = [0, 1]
+''')
+    argv = ["--job", str(job), "--name", "all-fail", "--max-failures", "0", "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlruns.db'}", "--storage-path", str(tmp_path / "ray")]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.out.splitlines() if line.lstrip().startswith("trial ") and " failed: " in line]
+    assert len(failed) == 2 and all(line.endswith("command of job 'hang' timed out after 3 s") for line in failed)
+    assert "every trial failed" in captured.err

@@ -22,7 +22,9 @@ import tyro
 from trainables.addition.checkpoint import REFERENCE_CHECKPOINTS, load_checkpoint, reference_checkpoint_path
 from trainables.addition.config import ConfigError, ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
-from trainables.addition.train import train
+from trainables.addition.train import LAST_CHECKPOINT, train
+from trainables.checks import is_int
+from trainables.torch_checks import check_local_run
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,16 @@ class Evaluate:
     batch_size: int = 512
     """Sequences per forward pass."""
 
+    def check(self) -> None:
+        """Refuse impossible values (after parsing, so that the message is one line).
+
+        Raises:
+            ConfigError: names the option and the value.
+        """
+        for option, value in (("--threads", self.threads), ("--batch-size", self.batch_size)):
+            if not (is_int(value) and value >= 1):
+                raise ConfigError(f"{option} must be an integer >= 1, got {value!r}")
+
 
 def resolve_checkpoint(name: str) -> Path:
     """A path as given, or the published checkpoint of that short name."""
@@ -74,31 +86,35 @@ def evaluate_command(args: Evaluate) -> dict:
     return result
 
 
+def train_command(args: Train) -> dict:
+    """Train as ``args`` say, printing each evaluation's metrics; returns the JSON-ready summary.
+
+    Raises:
+        ConfigError: ``--resume`` without ``--out-dir``, CUDA asked for without a GPU, a last.pt that
+            does not load (checked before any work).
+        ValueError, FileNotFoundError: what ``train`` refuses (a last.pt of other configs, none at all).
+    """
+    check_local_run(args.train.device, args.resume, args.out_dir, LAST_CHECKPOINT)
+    result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
+                   report=lambda metrics, _: print(json.dumps(metrics), flush=True),
+                   checkpoint_interval=args.checkpoint_interval, resume_from=args.out_dir if args.resume else None)
+    return {"best_val_exact_match": result.best_val_exact_match, "best_step": result.best_step,
+            "test_exact_match": result.test_exact_match}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on success; 2 with one line ``error: ...`` for a user error (an impossible option of a
+    config is refused by tyro's parser, which prints its box naming the field and the value, also exit 2)."""
     try:
         args = tyro.extras.subcommand_cli_from_dict({"train": Train, "evaluate": Evaluate}, args=argv)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if isinstance(args, Evaluate):
-        try:
+        if isinstance(args, Evaluate):
+            args.check()
             print(json.dumps(evaluate_command(args), indent=2))
-        except (FileNotFoundError, ConfigError, RuntimeError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        return 0
-    if args.resume and args.out_dir is None:
-        print("error: --resume needs --out-dir (the folder holding last.pt)", file=sys.stderr)
-        return 2
-    try:
-        result = train(args.model, args.train, args.out_dir, log_every=args.log_every,
-                       report=lambda metrics, _: print(json.dumps(metrics), flush=True),
-                       checkpoint_interval=args.checkpoint_interval, resume_from=args.out_dir if args.resume else None)
-    except (ValueError, FileNotFoundError) as error:
+        else:
+            print(json.dumps(train_command(args)))
+    except (ValueError, FileNotFoundError) as error:  # ConfigError (CheckpointError too) is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({"best_val_exact_match": result.best_val_exact_match, "best_step": result.best_step,
-                      "test_exact_match": result.test_exact_match}))
     return 0
 
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from trainables.addition.config import ModelConfig, TrainConfig
+from trainables.addition.config import ConfigError, ModelConfig, TrainConfig
 from trainables.addition.model import AdditionTransformer
 from trainables.paths import shared_dir
+from trainables.torch_checks import CheckpointError, read_torch_file
 
 REFERENCE_CHECKPOINTS = {
     "456p_s43": "best_456p_s43.pt",
@@ -85,17 +86,20 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ConfigError: its stored config is impossible or has unknown fields.
-        RuntimeError: the state dict does not fit the config.
+        CheckpointError: the file is truncated or corrupt, is no addition checkpoint, its stored config
+            is impossible or has unknown fields, or its weights do not fit its config (names the file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    model_config = ModelConfig.from_dict(payload["model_config"])
-    train_config = TrainConfig.from_dict(payload.get("train_config", {}))
-    model = AdditionTransformer(model_config)
-    model.load_state_dict(payload["model_state"])
+    payload = read_torch_file(path, "checkpoint")
+    try:
+        model_config = ModelConfig.from_dict(payload["model_config"])
+        train_config = TrainConfig.from_dict(payload.get("train_config", {}))
+        model = AdditionTransformer(model_config)
+        model.load_state_dict(payload["model_state"])
+    except KeyError as error:
+        raise CheckpointError(f"checkpoint {path} has no {error.args[0]!r}: it is not an addition checkpoint") from None
+    except (ConfigError, RuntimeError, TypeError, AttributeError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(f"checkpoint {path} does not rebuild a model: {reason[:300]}") from error
     known = {"model_state", "model_config", "train_config", "step", "val_exact"}
     extra = {k: v for k, v in payload.items() if k not in known}
     return LoadedCheckpoint(model.to(device).eval(), model_config, train_config,

@@ -7,9 +7,6 @@ reads (the checkpoint folder on the last call), like the addition trainable does
 from __future__ import annotations
 
 import collections
-import csv
-import io
-import json
 import os
 import re
 import shlex
@@ -22,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from trainables.command.metrics import BadMetricRow, FileTail, accepted, where_in_file, where_in_output
 from trainables.command.spec import CommandSpec
+from trainables.command.template import environment, render_arguments
 from trainables.loop import Reporter
 
 TAIL_LINES = 40
@@ -30,7 +29,13 @@ TAIL_LINES = 40
 
 
 class CommandFailed(RuntimeError):
-    """The command exited non-zero or timed out; the message ends with the tail of its output."""
+    """The command exited non-zero or timed out; the message has the tail of its output, and its
+    first and last lines say why (a trial table shows the last line)."""
+
+
+class BadMetrics(CommandFailed):
+    """A metrics row the command wrote is not usable (NaN, inf, a fraction outside [0, 1], a step
+    that is not an increasing integer); the message names the file or output line and the value."""
 
 
 @dataclass
@@ -43,57 +48,24 @@ class CommandResult:
     output_tail: str = ""
 
 
+def run_values(spec: CommandSpec, params: Mapping[str, Any], out_dir: Path, run_name: str) -> dict[str, Any]:
+    """Every placeholder's value for one run: the job's defaults, the run's params, ``python``,
+    ``out_dir`` and ``run_name``."""
+    return {**spec.params, **params, "python": sys.executable, "out_dir": str(out_dir), "run_name": run_name}
+
+
 def render_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: Path, run_name: str) -> list[str]:
-    """The argv of a run: the template with shell-quoted values, split like a shell would.
+    """The argv of a run: the template split once, each placeholder's value one argument (or a
+    literal part of one), never parsed by a shell (``template.render_arguments``).
 
     Raises:
         KeyError: a placeholder has no value (its name is the message).
+        ConfigError: a value holds a NUL byte.
     """
-    values = {**spec.params, **params, "python": sys.executable, "out_dir": str(out_dir), "run_name": run_name}
-    for name, flag in spec.flags.items():
-        values[name] = flag if values.get(name) not in (None, False, "", 0, "false", "False") else ""
-    missing = sorted(spec.placeholders() - set(values))
-    if missing:
-        raise KeyError(f"command of job {spec.name!r} needs a value for {', '.join(missing)}")
-    quoted = {k: shlex.quote(str(v)) if str(v) else "" for k, v in values.items()}
-    return shlex.split(spec.command.format(**quoted))
-
-
-def _numeric(row: Mapping[str, Any], spec: CommandSpec) -> Optional[dict[str, float]]:
-    """A metrics row as floats under their reported names; None without a step."""
-    out: dict[str, float] = {}
-    for key, value in row.items():
-        try:
-            out[spec.names.get(key, key)] = float(value)
-        except (TypeError, ValueError):
-            continue
-    step_name = spec.names.get(spec.step, spec.step)
-    if step_name not in out:
-        return None
-    out["step"] = out.pop(step_name) if step_name != "step" else out["step"]
-    return out
-
-
-class _FileTail:
-    """Reads the whole rows appended to a CSV (with header) or JSON-lines file since the last call."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.header = path, 0, None
-
-    def new_rows(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
-            return []
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a partly written last line waits for the next call
-        self.offset += len(complete)
-        lines = [line for line in complete.decode().splitlines() if line.strip()]
-        if self.path.suffix in (".jsonl", ".json"):
-            return [json.loads(line) for line in lines]
-        if self.header is None and lines:
-            self.header, lines = next(csv.reader([lines[0]])), lines[1:]
-        return [dict(zip(self.header or [], values)) for values in csv.reader(io.StringIO("\n".join(lines)))]
+    try:
+        return render_arguments(spec.arguments(), run_values(spec, params, out_dir, run_name), spec.flags)
+    except KeyError as error:
+        raise KeyError(f"command of job {spec.name!r} {error.args[0]}") from None
 
 
 def run_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: str | Path, report: Reporter | None = None,
@@ -107,25 +79,33 @@ def run_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: str | Pat
         report: called with each new metrics row (namespaced by ``spec.names``, ``step`` as float);
             the call for the last row also gets the checkpoint folder when the job names one.
         poll_s: how often the metrics file is read.
-        env: extra environment variables for this run (over the job's).
+        env: extra environment variables for this run (over the job's, over the ``REPROTUNE_PARAM_<NAME>``
+            values of the placeholders).
 
     Raises:
-        CommandFailed: non-zero exit or timeout; the message has the exit code and the output's tail.
+        CommandFailed: non-zero exit or timeout; the message has the exit code and the output's tail,
+            and its last line says why again.
+        BadMetrics: a metrics row breaks a rule of ``trainables.command.metrics`` (the command is
+            killed; the message names the file or output line and the value).
         KeyError: a placeholder without a value.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     argv = render_command(spec, params, out, run_name)
-    values = {**spec.params, **params, "out_dir": str(out), "run_name": run_name}
-    file_tail = _FileTail(Path(spec.metrics_file.format(**values))) if spec.metrics_file else None
+    values = run_values(spec, params, out, run_name)
+    file_tail = FileTail(Path(spec.metrics_file.format(**values))) if spec.metrics_file else None
     result = CommandResult()
     pending = None
-    with _Process(argv, spec, env) as process:
+    with _Process(argv, spec, {**environment(values), **spec.env, **(env or {})}) as process:
         deadline = time.monotonic() + spec.timeout_s
         while True:
             ended = process.poll_or_kill(deadline)
-            new = process.take_rows() + (file_tail.new_rows() if file_tail is not None else [])
-            for metrics in filter(None, (_numeric(row, spec) for row in new)):
+            try:
+                new = _new_rows(process, file_tail, spec, result.history[-1]["step"] if result.history else None)
+            except BadMetricRow as error:
+                _report_kept(report, pending)
+                raise BadMetrics(f"metrics of job {spec.name!r}: {error}") from None
+            for metrics in new:
                 if pending is not None and report is not None:
                     report(pending, None)  # the newest row waits: the last one goes out with the checkpoint
                 result.history.append(metrics)
@@ -135,17 +115,32 @@ def run_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: str | Pat
             time.sleep(poll_s)
     result.output_tail = "\n".join(process.tail)
     if process.timed_out or process.returncode != 0:
-        if pending is not None and report is not None:
-            report(pending, None)  # what the command wrote before failing is kept
+        _report_kept(report, pending)
         why = f"timed out after {spec.timeout_s:g} s" if process.timed_out else f"exited with code {process.returncode}"
-        raise CommandFailed(f"command of job {spec.name!r} {why}: {shlex.join(argv)}\n--- last output ---\n"
-                            f"{result.output_tail}")
+        summary = f"command of job {spec.name!r} {why}"
+        raise CommandFailed(f"{summary}: {shlex.join(argv)}\n--- last output ---\n{result.output_tail}\n"
+                            f"--- end of output: {summary}")
     if spec.checkpoint_dir:
         folder = Path(spec.checkpoint_dir.format(**values))
         result.checkpoint_dir = folder if folder.is_dir() else None
     if pending is not None and report is not None:
         report(pending, result.checkpoint_dir)
     return result
+
+
+def _new_rows(process: "_Process", file_tail: Optional[FileTail], spec: CommandSpec,
+              previous_step: Optional[float]) -> list[dict[str, float]]:
+    """The checked rows the command wrote since the last call (output lines, then the metrics file)."""
+    rows = [(where_in_output(line), row) for line, row in process.take_rows()]
+    if file_tail is not None:
+        rows += [(where_in_file(file_tail.path, line), row) for line, row in file_tail.new_rows()]
+    return accepted(rows, spec.names, spec.step, previous_step)
+
+
+def _report_kept(report: Reporter | None, pending: Optional[dict[str, float]]) -> None:
+    """What the command wrote before failing is kept: its last checked row goes out."""
+    if pending is not None and report is not None:
+        report(pending, None)
 
 
 class _Process:
@@ -155,11 +150,11 @@ class _Process:
     def __init__(self, argv: list[str], spec: CommandSpec, env: Mapping[str, str] | None) -> None:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.timed_out, self.returncode = False, None
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[tuple[int, dict[str, Any]]] = []
+        self._lines = 0
         self._lock = threading.Lock()
         self._pattern = re.compile(spec.metrics_regex) if spec.metrics_regex else None
-        environment = {**os.environ, **{k: str(v) for k, v in {**spec.env, **(env or {})}.items()},
-                       "PYTHONUNBUFFERED": "1"}
+        environment = {**os.environ, **{k: str(v) for k, v in (env or {}).items()}, "PYTHONUNBUFFERED": "1"}
         self._popen = subprocess.Popen(argv, cwd=spec.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        text=True, env=environment, start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -168,11 +163,12 @@ class _Process:
     def _read(self) -> None:
         assert self._popen.stdout is not None
         for line in self._popen.stdout:
+            self._lines += 1
             self.tail.append(line.rstrip("\n"))
             match = self._pattern.search(line) if self._pattern else None
             if match:
                 with self._lock:
-                    self._rows.append(match.groupdict())
+                    self._rows.append((self._lines, match.groupdict()))
 
     def poll_or_kill(self, deadline: float) -> bool:
         """True once the command has ended (by itself, or killed at the deadline)."""
@@ -185,7 +181,7 @@ class _Process:
         self.returncode = self._popen.returncode
         return True
 
-    def take_rows(self) -> list[dict[str, Any]]:
+    def take_rows(self) -> list[tuple[int, dict[str, Any]]]:
         with self._lock:
             rows, self._rows = self._rows, []
         return rows

@@ -25,20 +25,33 @@
     lr = { loguniform = [0.005, 0.03] }
 
 Placeholders: ``{python}`` (this interpreter), ``{out_dir}`` (a fresh folder per run),
-``{run_name}``, ``{seed}``, and any parameter of the run; values are shell-quoted.
+``{run_name}`` (``<config id>-seed<n>`` under a sweep), ``{seed}``, and any parameter of the run.
+
+No shell runs the command, and no value is ever parsed by one (``trainables.command.template``): the
+template is split into arguments once, before any value is filled in; a placeholder is a whole
+argument (its value is exactly one argument, whatever characters it holds) or a literal part of
+one (``--tag={tag}``); a ``[flags]`` placeholder is a whole argument. A template that needs a shell
+(``sh -c``, ``bash -c``; also ``python -c``, ``perl -e``, ...) must not put a placeholder inside
+the script text: such a file is refused, naming the placeholder. Pass the value as a positional
+parameter, ``sh -c 'train --tag "$1" | tee log' sh {tag}``, or read it from the environment:
+every placeholder's value is also set as ``REPROTUNE_PARAM_<NAME>`` (``$REPROTUNE_PARAM_TAG``).
+
+Numbers are checked: ``timeout_s`` finite and > 0; metrics read back are checked row by row
+(``trainables.command.runner``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from trainables.checks import ConfigError
+from trainables.checks import ConfigError, safe_name
+from trainables.command.template import Argument, parse_template, placeholder_names
 
 
 class CommandSpecError(ConfigError):
@@ -78,6 +91,10 @@ class CommandSpec:
     use_rmsnorm -> --use-rmsnorm."""
 
     def __post_init__(self) -> None:
+        try:
+            safe_name(self.name, "name")
+        except ConfigError as error:
+            raise CommandSpecError(str(error)) from error
         if (self.metrics_file is None) == (self.metrics_regex is None):
             raise CommandSpecError(f"job {self.name!r}: give exactly one of metrics.file and metrics.regex")
         if self.metrics_regex is not None:
@@ -87,23 +104,40 @@ class CommandSpec:
                 raise CommandSpecError(f"job {self.name!r}: metrics.regex does not compile: {error}") from error
             if self.step not in pattern.groupindex:
                 raise CommandSpecError(f"job {self.name!r}: metrics.regex has no named group {self.step!r} (metrics.step)")
-        if self.timeout_s <= 0:
-            raise CommandSpecError(f"job {self.name!r}: timeout_s must be > 0, got {self.timeout_s!r}")
+        number = isinstance(self.timeout_s, (int, float)) and not isinstance(self.timeout_s, bool)
+        if not (number and math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise CommandSpecError(f"job {self.name!r}: timeout_s must be a finite number > 0, got {self.timeout_s!r}")
+        if not all(isinstance(v, str) for v in self.flags.values()):
+            raise CommandSpecError(f"job {self.name!r}: each [flags] value is the flag's text, got {dict(self.flags)!r}")
+        for what, text in (("metrics.file", self.metrics_file), ("checkpoints.dir", self.checkpoint_dir)):
+            if text is not None:
+                placeholder_names(text, f"job {self.name!r}: {what}")
+        self.arguments()  # the template splits, and no placeholder reaches a script's text
         if not self.workdir.is_dir():
             raise CommandSpecError(f"job {self.name!r}: workdir {str(self.workdir)!r} is not a folder")
         if self.metrics_file and "{out_dir}" in self.metrics_file and "out_dir" not in self.placeholders():
             raise CommandSpecError(f"job {self.name!r}: metrics.file uses {{out_dir}} but the command never receives it")
 
+    def arguments(self) -> tuple[Argument, ...]:
+        """The command template as arguments, split once (``template.parse_template``).
+
+        Raises:
+            TemplateError: see ``parse_template``.
+        """
+        return parse_template(self.command, self.flags, f"job {self.name!r}")
+
     def placeholders(self) -> set[str]:
         """Names the command template needs."""
-        return {name for _, name, _, _ in string.Formatter().parse(self.command) if name}
+        return {name for argument in self.arguments() for name in argument.names}
 
 
 def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> CommandSpec:
     """Read a job file; ``${VAR}`` in workdir expands, and a relative workdir is taken from the file's folder.
 
     Raises:
-        CommandSpecError: missing file, bad TOML, unknown or impossible field, an unset variable.
+        CommandSpecError: missing file, bad TOML, unknown or impossible field (a NaN timeout, a name
+            outside the safe alphabet, a placeholder in a script's text), an unset variable; the message
+            starts with the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -113,6 +147,7 @@ def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
     except tomllib.TOMLDecodeError as error:
         raise CommandSpecError(f"{path}: not valid TOML: {error}") from error
     data.update(overrides or {})
+    _finite_numbers(data, path)
     metrics = data.pop("metrics", {})
     checkpoints = data.pop("checkpoints", {})
     raw_workdir = str(data.pop("workdir", "."))
@@ -128,5 +163,20 @@ def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
         return CommandSpec(workdir=workdir_path.resolve(), metrics_file=metrics.get("file"),
                            metrics_regex=metrics.get("regex"), step=metrics.get("step", "step"),
                            names=metrics.get("names", {}), checkpoint_dir=checkpoints.get("dir"), **data)
-    except TypeError as error:
+    except (TypeError, ConfigError) as error:
         raise CommandSpecError(f"{path}: {error}") from error
+
+
+def _finite_numbers(table: Mapping[str, Any], path: Path, prefix: str = "") -> None:
+    """Every number of a job file's tables is finite (TOML writes nan and inf).
+
+    Raises:
+        CommandSpecError: names the file, the field and the value.
+    """
+    for key, value in table.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, Mapping):
+                _finite_numbers(item, path, f"{prefix}{key}.")
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise CommandSpecError(f"{path}: {prefix}{key} must be a finite number, got {value!r}")

@@ -19,7 +19,8 @@ from typing import Optional
 import tyro
 
 from trainables.lm.config import SECTIONS, ConfigError, LMRun
-from trainables.lm.train import train
+from trainables.lm.train import MODEL_FILE, train
+from trainables.torch_checks import check_local_run
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,12 @@ def _printable(metrics: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on success, 2 with one line ``error: ...`` for a user error (an impossible config value
+    is refused by tyro's parser, which prints its box naming the field and the value, also exit 2)."""
     args = tyro.cli(Args, args=argv)
     run = LMRun(**{name: getattr(args, name) for name in SECTIONS})
-    if args.resume and args.out_dir is None:
-        print("error: --resume needs --out-dir (the folder holding model.pt)", file=sys.stderr)
-        return 2
     try:
+        check_local_run(args.train.device, args.resume, args.out_dir, MODEL_FILE)
         result = train(run, args.out_dir, lambda metrics, _folder: print(json.dumps(_printable(metrics)), flush=True),
                        checkpoint_interval=args.checkpoint_interval,
                        resume_from=args.out_dir if args.resume else None)

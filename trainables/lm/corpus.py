@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import dataclasses
 import random
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from trainables.lm.config import ConfigError, DataConfig
 from trainables.paths import shared_dir
@@ -76,7 +78,8 @@ def _files(config: DataConfig) -> tuple[Path, list[Path]]:
         return path, sorted(files, key=lambda p: p.relative_to(path).as_posix())
     raise FileNotFoundError(f"corpus {config.corpus!r}: no file or folder at {path}"
                             + (f" (set {CORPORA_ENV} to the folder of {NAMED_CORPORA[config.corpus]})"
-                               if config.corpus in NAMED_CORPORA else ""))
+                               if config.corpus in NAMED_CORPORA else
+                               "; give data.corpus (--corpus, CORPUS=) a text file, a folder, or stdlib/en/fr/es"))
 
 
 def _blocks(name: str, text: str, block_chars: int) -> list[Document]:
@@ -91,7 +94,8 @@ def _blocks(name: str, text: str, block_chars: int) -> list[Document]:
 
 
 def read_documents(config: DataConfig) -> tuple[list[Document], int]:
-    """The corpus as documents, capped at ``max_bytes``; returns (documents, files skipped as non-UTF-8).
+    """The corpus as documents, capped at ``max_bytes``; returns (documents, files skipped as binary:
+    not UTF-8, or holding a NUL byte).
 
     Raises:
         FileNotFoundError: the corpus path does not exist.
@@ -101,8 +105,12 @@ def read_documents(config: DataConfig) -> tuple[list[Document], int]:
     documents, skipped, total = [], 0, 0
     for path in files:
         try:
-            text = path.read_bytes().decode("utf-8")
+            data = path.read_bytes()
+            text = data.decode("utf-8")
         except (UnicodeDecodeError, OSError):
+            skipped += 1
+            continue
+        if b"\0" in data:
             skipped += 1
             continue
         text = normalize_text(text) if config.normalize else text
@@ -119,7 +127,8 @@ def read_documents(config: DataConfig) -> tuple[list[Document], int]:
         documents.append(Document(name, text))
         total += size
     if not documents:
-        raise ConfigError(f"corpus {config.corpus!r} holds no readable UTF-8 text under {root}")
+        raise ConfigError(f"corpus {config.corpus!r} holds no readable UTF-8 text under {root} ({len(files)} file(s), "
+                          f"{skipped} skipped as binary); give data.corpus a text file or a folder of them")
     if len(documents) == 1:
         documents = _blocks(documents[0].name, documents[0].text, config.block_chars)
     return documents, skipped
@@ -185,3 +194,29 @@ def split_corpus(config: DataConfig) -> CorpusSplit:
     train = [d for i, d in enumerate(documents) if i not in chosen]
     return CorpusSplit("".join(d.text for d in train), "".join(d.text for d in val),
                        tuple(d.name for d in val), len(documents), skipped)
+
+
+def absolute_corpus(corpus: str) -> str:
+    """A corpus value that is a path, made absolute against the current folder (a Ray trial runs in
+    its own folder); a built-in name unchanged."""
+    return corpus if corpus == "stdlib" or corpus in NAMED_CORPORA else str(Path(corpus).expanduser().resolve())
+
+
+def corpora_of(data: DataConfig, extra_corpora: Iterable[str] = ()) -> list[DataConfig]:
+    """Every corpus a run reads: its own and each of its tokenizer's ``extra_corpora`` (with the same
+    data settings, as ``data.tokenizer_text`` reads them)."""
+    return [data, *(dataclasses.replace(data, corpus=name) for name in extra_corpora)]
+
+
+def check_corpora(configs: Iterable[DataConfig]) -> None:
+    """Read and split each distinct corpus once, before any work, so that a missing, empty, binary or
+    too small one stops a job with a message instead of failing every trial.
+
+    Raises:
+        ConfigError: names the corpus, the path, and what to give instead.
+    """
+    for config in dict.fromkeys(configs):
+        try:
+            split_corpus(config)
+        except FileNotFoundError as error:
+            raise ConfigError(str(error)) from error

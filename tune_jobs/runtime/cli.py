@@ -31,8 +31,9 @@ def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[s
 
     Returns:
         0 when the job returned a result that is not empty, 1 when it returned an empty one (no trial
-        reported anything), 2 on a user error (the message goes to stderr, naming what was wrong),
-        130 when interrupted (the message says how to resume).
+        reported anything) or a verdict table in which no seed finished (every trial failed: the
+        reasons are printed above it), 2 on a user error (the message goes to stderr, naming what was
+        wrong), 130 when interrupted (the message says how to resume).
     """
     previous = sigterm_as_sigint()
     try:
@@ -48,4 +49,9 @@ def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[s
     finally:
         signal.signal(signal.SIGTERM, previous)
     empty = getattr(outcome, "empty", None)
-    return 1 if empty is True or outcome is None else 0
+    if empty is True or outcome is None:
+        return 1
+    if "seeds_run" in getattr(outcome, "columns", ()) and not outcome["seeds_run"].sum():
+        print("error: every trial failed, so nothing was judged; each one's reason is listed above", file=sys.stderr)
+        return 1
+    return 0

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Mapping
 from ray import tune
 from ray.tune.experiment import Trial
 
-from mlflow_utils import SweepTracker, TrackingError
+from mlflow_utils import SweepTracker, TrackingError, metric_step
 from tune_jobs.runtime.replicates import (diverged_error, is_stacked, replicate_config, replicate_folder, replicate_key,
                                           replicate_results, replicates, split_result)
 from tune_jobs.runtime.searcher import OBJECTIVE
@@ -134,8 +134,13 @@ class MlflowTrialRuns(tune.Callback):
 
     def _log_result(self, trial_id: str, trial_config: dict, result: dict) -> None:
         run_id = self._run_for(trial_id, trial_config)
+        try:
+            step = metric_step(result.get("step"))
+        except ValueError as error:  # a write that can never succeed must not hold the queue
+            logger.warning("trial %s: result not logged to MLflow: %s", trial_id, error)
+            return
         metrics = {k: v for k, v in result.items() if k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS}
-        self.tracker.log_metrics(run_id, metrics, step=int(result["step"]))
+        self.tracker.log_metrics(run_id, metrics, step=step)
         tags = {k.removeprefix("env/"): v for k, v in result.items() if k.startswith(TAG_PREFIXES) and isinstance(v, str)}
         changed = {k: v for k, v in tags.items() if self._tags.get(run_id, {}).get(k) != v}
         if changed:  # first result, or a retried trial landed on another node
@@ -211,7 +216,7 @@ class MlflowTrialRuns(tune.Callback):
         trial_id = result.key
         history = result.metrics_dataframe
         rows = [] if history is None or "step" not in history else \
-            [row for row in history.to_dict("records") if row["step"] == row["step"]]
+            [row for row in history.to_dict("records") if _storable(row["step"])]
         expected = "FAILED" if result.error is not None else "KILLED" if cut_short else "FINISHED"
         run_id = self.runs.get(trial_id) or self.tracker.find_trial_run(trial_id)
         if run_id is None and cut_short and not rows:
@@ -226,6 +231,15 @@ class MlflowTrialRuns(tune.Callback):
             self._log_result(trial_id, result.config, {k: v for k, v in row.items() if v == v})
         self.tracker.end_run(run_id, expected, error=None if result.error is None else str(result.error))
         return 1
+
+
+def _storable(step: Any) -> bool:
+    """Whether a stored result's step can be logged (NaN, inf and huge steps are left out)."""
+    try:
+        metric_step(step)
+    except ValueError:
+        return False
+    return True
 
 
 @contextmanager

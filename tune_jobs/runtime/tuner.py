@@ -55,11 +55,13 @@ def job_name(settings: RunSettings, prefix: str) -> str:
 
 
 def check_trial(settings: RunSettings, trial: Trial) -> None:
-    """Refuse, before Ray starts, settings the trial cannot run under.
+    """Refuse, before Ray starts (and before MLflow gets a run), settings the trial cannot run under.
 
     Raises:
         ConfigError: ``workers`` > 1 for a trial without a data-parallel body (names both).
+        StorageError: the storage path is not writable.
     """
+    check_writable(settings.storage())
     if settings.workers > 1 and not trial.data_parallel:
         raise ConfigError(f"workers={settings.workers}: the {trial.name} trial has no data-parallel version "
                           f"(its training is not sharded); run it with workers=1")
@@ -69,6 +71,22 @@ def check_trial(settings: RunSettings, trial: Trial) -> None:
     if settings.seeds_per_trial > 1 and settings.workers > 1:
         raise ConfigError(f"seeds_per_trial={settings.seeds_per_trial} with workers={settings.workers}: a stacked "
                           f"trial trains in one process; choose one of the two")
+
+
+def check_devices(settings: RunSettings, param_space: dict[str, Any]) -> None:
+    """Refuse a section asking for CUDA when the trials hold no GPU (Ray hides every GPU from a trial
+    that reserved none, so it could never start).
+
+    Raises:
+        ConfigError: names the field, its value and the setting to change.
+    """
+    if settings.gpus_per_trial > 0:
+        return
+    for section, fields in param_space.items():
+        device = fields.get("device") if isinstance(fields, dict) else None
+        if isinstance(device, str) and device.startswith("cuda"):
+            raise ConfigError(f"{section}.device={device!r} but gpus_per_trial=0: a trial holding no GPU sees none; "
+                              f"give --gpus-per-trial (GPUS=) a share of a GPU, or set {section}.device=cpu")
 
 
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
@@ -83,8 +101,8 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
         StorageError: the storage path is not writable, or not shared by every node.
     """
     check_trial(settings, trial)
+    check_devices(settings, param_space)
     storage = settings.storage()
-    check_writable(storage)
     run = dict(param_space.get(RUN, {}))
     if settings.checkpoint_interval is not None:
         run["checkpoint_interval"] = settings.checkpoint_interval

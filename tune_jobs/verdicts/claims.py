@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
 from trainables.addition.config import ConfigError, ModelConfig, TrainConfig
+from trainables.checks import finite_number, fraction, is_int, require, safe_name
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.verdicts.seeds import wilson_interval
 
@@ -83,7 +84,8 @@ def load_claim(name: str, task: str = "addition") -> Claim:
     """Read and validate a claim.
 
     Raises:
-        ClaimError: no such claim (the known names are listed), or a missing / impossible field.
+        ClaimError: no such claim (the known names are listed), or a missing / impossible field
+            (a NaN or infinite number, a name outside the safe alphabet: it names folders and runs).
     """
     path = claim_path(name, task)
     if not path.is_file():
@@ -98,13 +100,18 @@ def load_claim(name: str, task: str = "addition") -> Claim:
         claim = Claim(model=model, train=train, **data)
     except (ConfigError, TypeError) as error:
         raise ClaimError(f"{path}: {error}") from error
+    try:
+        safe_name(claim.name, "name")
+        fraction(claim, "claimed_value")
+        finite_number(claim, "tolerance")
+        require(claim.claimed_best_step is None or (is_int(claim.claimed_best_step) and claim.claimed_best_step >= 0),
+                f"claimed_best_step must be an integer >= 0, got {claim.claimed_best_step!r}")
+    except ConfigError as error:
+        raise ClaimError(f"{path}: {error}") from error
     if claim.protocol not in PROTOCOLS:
         raise ClaimError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}, got {claim.protocol!r}")
     if claim.comparison not in ("at_least", "at_most"):
         raise ClaimError(f"{path}: comparison must be 'at_least' or 'at_most', got {claim.comparison!r}")
-    if not 0 <= claim.claimed_value <= 1 or claim.tolerance < 0:
-        raise ClaimError(f"{path}: claimed_value must be in [0, 1] and tolerance >= 0, "
-                         f"got {claim.claimed_value!r} and {claim.tolerance!r}")
     return claim
 
 

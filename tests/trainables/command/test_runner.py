@@ -62,8 +62,10 @@ def test_timeout_kills_the_command(spec, tmp_path):
     from dataclasses import replace
 
     hanging = replace(spec, command=spec.command + " --hang", timeout_s=3.0)
-    with pytest.raises(CommandFailed, match="timed out after 3 s"):
+    with pytest.raises(CommandFailed, match="timed out after 3 s") as error:
         run_command(hanging, PARAMS, tmp_path / "run", poll_s=0.05)
+    lines = str(error.value).splitlines()  # a trial table shows the last line: it keeps the reason
+    assert lines[-1] == "--- end of output: command of job 'reference-repo' timed out after 3 s"
 
 
 def test_bad_job_files(tmp_path, monkeypatch):

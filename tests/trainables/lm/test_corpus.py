@@ -7,7 +7,9 @@ import hashlib
 import pytest
 
 from trainables.lm.config import ConfigError, DataConfig
-from trainables.lm.corpus import NAMED_CORPORA, corpora_dir, normalize_text, read_documents, split_corpus
+from trainables.lm.corpus import (
+    NAMED_CORPORA, absolute_corpus, check_corpora, corpora_dir, corpora_of, normalize_text, read_documents, split_corpus,
+)
 
 
 def test_normalize_drops_bom_crlf_and_gutenberg_boilerplate():
@@ -76,3 +78,27 @@ def test_named_corpora_are_normalized(name):
     assert "\r" not in text and "\ufeff" not in text
     assert "*** START OF TH" not in text and "PROJECT GUTENBERG-TM" not in text.upper()  # header, license gone
     assert split.num_documents > 20
+
+
+def test_a_missing_empty_binary_or_unsplittable_corpus_is_refused_before_any_work(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "binary.dat").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "nul.txt").write_bytes(b"text\0with a NUL\nline\n")
+    (tmp_path / "one.txt").write_text("one line\n")
+    cases = {"missing": r"no file or folder at .*missing; give data.corpus \(--corpus, CORPUS=\)",
+             "empty.txt": r"holds no readable UTF-8 text under .* \(1 file\(s\), 0 skipped as binary\)",
+             "binary.dat": r"holds no readable UTF-8 text under .* \(1 file\(s\), 1 skipped as binary\)",
+             "nul.txt": r"\(1 file\(s\), 1 skipped as binary\)",
+             "one.txt": r"has 1 document\(s\); a split needs two"}
+    for name, message in cases.items():
+        config = DataConfig(corpus=str(tmp_path / name))
+        with pytest.raises(ConfigError, match=f"^corpus '{tmp_path / name}'.*{message}"):
+            check_corpora([DataConfig(), config])
+    (tmp_path / "ok").mkdir()
+    check_corpora(corpora_of(DataConfig(corpus=str(_folder(tmp_path / "ok"))), ["stdlib"]))
+
+
+def test_a_path_corpus_is_made_absolute_and_a_name_is_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_corpus("texts/a.txt") == str(tmp_path / "texts" / "a.txt")
+    assert absolute_corpus("en") == "en" and absolute_corpus("stdlib") == "stdlib"
