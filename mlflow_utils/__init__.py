@@ -1,6 +1,6 @@
 """The project's only door to MLflow: tracking URIs, the sweep/trial run lifecycle, tables."""
 
-from mlflow_utils.runs import SweepTracker, sweep_run
+from mlflow_utils.runs import SweepTracker, figure_link, sweep_run
 from mlflow_utils.tracking import TrackingError, connect, resolve_tracking_uri
 
-__all__ = ["SweepTracker", "TrackingError", "connect", "resolve_tracking_uri", "sweep_run"]
+__all__ = ["SweepTracker", "figure_link", "TrackingError", "connect", "resolve_tracking_uri", "sweep_run"]
