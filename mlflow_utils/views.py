@@ -31,10 +31,22 @@ def by_config_key(sweep_id: str) -> str:
     return f"by-config-{sweep_id}"
 
 
+RUN_NAME = "attributes.`Run Name`"
+"""The run-name column (its width is kept only for columns listed in ``columnOrder``)."""
+
+
+def width(column_id: str) -> int:
+    """A column's width in pixels, wide enough for its heading (the UI cuts headings to ~100 px)."""
+    return 280 if column_id == RUN_NAME else min(320, 40 + 8 * len(column_id.split("`")[1]))
+
+
 def view_state(columns: Sequence[str], search_filter: str = "", group_by_tag: Optional[str] = None) -> dict:
-    """A shared view: ``columns`` shown, runs matching ``search_filter``, grouped by the tag
-    ``group_by_tag`` (average, with min/max bands in charts) when given; every run shown in charts."""
-    state: dict = {"selectedColumns": list(columns), "searchFilter": search_filter, "runsHiddenMode": "SHOW_ALL"}
+    """A shared view: ``columns`` shown right after the run name and its creation time, each wide enough
+    for its heading, runs matching ``search_filter``, grouped by the tag ``group_by_tag`` (average, with
+    min/max bands in charts) when given; every run shown in charts."""
+    order = [RUN_NAME, *columns]
+    state: dict = {"selectedColumns": list(columns), "searchFilter": search_filter, "runsHiddenMode": "SHOW_ALL",
+                   "columnOrder": order, "columnWidths": {c: width(c) for c in order}}
     if group_by_tag:
         state["groupBy"] = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": group_by_tag}]}
         state["useGroupedValuesInCharts"] = True

@@ -82,7 +82,10 @@ def test_shared_views_name_their_columns_filter_and_grouping(tmp_path):
     runs, grouped = (json.loads(tags[f"mlflow.sharedViewState.{key}"]) for key in keys)
     assert keys == ("reprotune-runs", "by-config-job-1")
     assert runs == {"selectedColumns": ["tags.`outcome`", "metrics.`config/success_rate`"], "searchFilter": "",
-                    "runsHiddenMode": "SHOW_ALL"}
+                    "runsHiddenMode": "SHOW_ALL",
+                    "columnOrder": ["attributes.`Run Name`", "tags.`outcome`", "metrics.`config/success_rate`"],
+                    "columnWidths": {"attributes.`Run Name`": 280, "tags.`outcome`": 96,
+                                     "metrics.`config/success_rate`": 192}}
     assert grouped["searchFilter"] == "tags.sweep_id = 'job-1' AND tags.role = 'trial'"
     assert grouped["groupBy"] == {"aggregateFunction": "average",
                                   "groupByKeys": [{"mode": "tag", "groupByData": "config"}]}

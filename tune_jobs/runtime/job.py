@@ -97,7 +97,7 @@ class Job:
             run_id = self.run_ids.get(row.trial_id)
             if run_id is not None and row.config_id in by_config.index:
                 verdict = by_config.loc[row.config_id]
-                self.tracker.set_tags(run_id, {**trial.child_tags(verdict, row), CONFIG_TAG: row.name})
+                self.tracker.set_tags(run_id, {**trial.child_tags(verdict, row), CONFIG_TAG: verdict["name"]})
                 self.tracker.log_summary(run_id, child_metrics(verdict, trial.summary_metrics))
         log_report(self.tracker, trial, table, trials, self.curves, self.settings, intro)
 

@@ -67,13 +67,6 @@ def readable_rates(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def config_labels(table: pd.DataFrame) -> list[str]:
-    """Each verdict row's readable name, with its config id appended where two rows share a name."""
-    names = table["name"].astype(str) if "name" in table else table["config_id"].astype(str)
-    repeated = names.duplicated(keep=False)
-    return [f"{n}-{c}" if r else n for n, c, r in zip(names, table["config_id"], repeated)]
-
-
 def metric_name(*parts: str) -> str:
     """A metric name MLflow accepts, from parts joined by '/' (other characters become '_')."""
     return _UNSAFE.sub("_", "/".join(parts))
@@ -82,7 +75,7 @@ def metric_name(*parts: str) -> str:
 def parent_metrics(table: pd.DataFrame, columns: Sequence[str]) -> dict[str, float]:
     """``<column>/<configuration name>`` -> value of each of ``columns`` per verdict row, e.g.
     ``success_rate/d8-ff28-lr0.015``: the parent run's metrics, one per configuration and column."""
-    return {metric_name(column, label): row[column] for label, (_, row) in zip(config_labels(table), table.iterrows())
+    return {metric_name(column, str(row.get("name", row["config_id"]))): row[column] for _, row in table.iterrows()
             for column in columns if column in table.columns}
 
 

@@ -87,8 +87,14 @@ SUCCESS, FAILED, ERRORED, INTERRUPTED_OUTCOME = "success", "failed", "errored", 
 
 
 def name_first(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with its ``name`` column (if any) moved to the front."""
-    return table[[NAME, *(c for c in table.columns if c != NAME)]] if NAME in table.columns else table
+    """``table`` with its ``name`` column (if any) moved to the front, each name made unique: a name
+    two configurations share gets '-<config id>' appended (they differ in a field the name leaves out)."""
+    if NAME not in table.columns:
+        return table
+    names = table[NAME].astype(str)
+    repeated = names.duplicated(keep=False)
+    table = table.assign(**{NAME: [f"{n}-{c}" if r else n for n, c, r in zip(names, table["config_id"], repeated)]})
+    return table[[NAME, *(c for c in table.columns if c != NAME)]]
 
 
 def outcome(trial: Any, succeeded: bool, failed: str = FAILED) -> str:

@@ -9,8 +9,8 @@ import pytest
 
 from search_spaces import Choice, LogUniform, SearchSpace
 from tune_jobs.runtime.job import run_params, space_values
-from tune_jobs.runtime.report import (cell_text, child_metrics, config_labels, description, markdown_table,
-                                      metric_name, parent_metrics, readable_rates, view_columns)
+from tune_jobs.runtime.report import (cell_text, child_metrics, description, markdown_table, metric_name,
+                                      parent_metrics, readable_rates, view_columns)
 from tune_jobs.runtime.settings import SweepSettings
 from tune_jobs.trials.addition import ADDITION
 from tune_jobs.verdicts.seeds import verdict_table
@@ -54,8 +54,6 @@ def test_per_configuration_metrics_are_named_by_column_and_configuration():
         "success_rate/d8-ff28-lr0.015": 0.0, "mean_best_exact_match/d8-ff28-lr0.015": 0.1})
     assert child_metrics(table.iloc[1], ["success_rate", "absent"]) == {"config/success_rate": 0.0}
     assert metric_name("bpb_mean", "v512, d64 (fr)") == "bpb_mean/v512_ d64 _fr_"
-    twins = pd.DataFrame({"name": ["same", "same", "other"], "config_id": ["a", "b", "c"]})
-    assert config_labels(twins) == ["same-a", "same-b", "other"]
     assert view_columns(ADDITION) == ["tags.`outcome`", "tags.`config`", "metrics.`config/success_rate`",
                                       "metrics.`config/mean_best_exact_match`", "metrics.`val/exact_match`"]
 
