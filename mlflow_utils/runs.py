@@ -156,14 +156,15 @@ class SweepTracker:
         self.client.log_figure(run_id or self.parent_run_id, figure, artifact_file)
         return artifact_file
 
-    def share_views(self, columns: Sequence[str], group_by_tag: str) -> tuple[str, str]:
-        """Write the experiment's runs view and this job's by-configuration view (``mlflow_utils.views``)
-        with ``columns``; returns their share keys."""
+    def share_views(self, columns: Sequence[str], group_by_tag: str, widths: Mapping[str, int] | None = None
+                    ) -> tuple[str, str]:
+        """Write the experiment's runs view and this job's view of its trials grouped by the tag
+        ``group_by_tag`` (``mlflow_utils.views``), both with ``columns`` (``widths`` in pixels for some);
+        returns their share keys."""
         by_config = by_config_key(self.sweep_id)
-        share_view(self.client, self.experiment_id, RUNS_VIEW, view_state(columns))
-        share_view(self.client, self.experiment_id, by_config,
-                   view_state(columns, f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial'",
-                              group_by_tag))
+        share_view(self.client, self.experiment_id, RUNS_VIEW, view_state(columns, widths=widths))
+        trials = f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial'"
+        share_view(self.client, self.experiment_id, by_config, view_state(columns, trials, group_by_tag, widths))
         return RUNS_VIEW, by_config
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ columns that say how each seed did (``RUNS_VIEW``), and its own trials grouped b
 from __future__ import annotations
 
 import json
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from mlflow.tracking import MlflowClient
 
@@ -40,13 +40,14 @@ def width(column_id: str) -> int:
     return 280 if column_id == RUN_NAME else min(320, 40 + 8 * len(column_id.split("`")[1]))
 
 
-def view_state(columns: Sequence[str], search_filter: str = "", group_by_tag: Optional[str] = None) -> dict:
-    """A shared view: ``columns`` shown right after the run name and its creation time, each wide enough
-    for its heading, runs matching ``search_filter``, grouped by the tag ``group_by_tag`` (average, with
-    min/max bands in charts) when given; every run shown in charts."""
+def view_state(columns: Sequence[str], search_filter: str = "", group_by_tag: Optional[str] = None,
+               widths: Optional[Mapping[str, int]] = None) -> dict:
+    """A shared view: ``columns`` shown right after the run name and its creation time, each as wide as
+    ``widths`` says or as its heading needs, runs matching ``search_filter``, grouped by the tag
+    ``group_by_tag`` (average, with min/max bands in charts) when given; every run shown in charts."""
     order = [RUN_NAME, *columns]
     state: dict = {"selectedColumns": list(columns), "searchFilter": search_filter, "runsHiddenMode": "SHOW_ALL",
-                   "columnOrder": order, "columnWidths": {c: width(c) for c in order}}
+                   "columnOrder": order, "columnWidths": {c: (widths or {}).get(c, width(c)) for c in order}}
     if group_by_tag:
         state["groupBy"] = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": group_by_tag}]}
         state["useGroupedValuesInCharts"] = True

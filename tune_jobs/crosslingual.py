@@ -120,7 +120,7 @@ def run_crosslingual(args: CrosslingualArgs) -> pd.DataFrame:
         job.log_verdicts(LM, verdicts, trials, intro)
         table = comparison_table(verdicts)
         job.tracker.log_table(table, "crosslingual")
-        job.tracker.log_metrics(job.tracker.parent_run_id, _metrics(table), step=0)
+        job.tracker.log_summary(job.tracker.parent_run_id, _metrics(table))
     print(f"\nCross-lingual comparison {job.name} ({len(trials)} trials):")
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))

@@ -138,6 +138,8 @@ def test_the_verdict_table_artifact_shows_a_value_in_every_column(sweep, server,
         assert by_name[row.name]["verdict"] == row.verdict and by_name[row.name]["config_id"] == row.config_id
     assert by_name[table["name"][0]]["train/curriculum"] == "[[0, 1, 3]]"
     close_assistant(browser)
+    browser.execute_script("[...document.querySelectorAll('[role=columnheader]')].find(h => h.textContent.trim() == "
+                           "'parameters').scrollIntoView({inline: 'start'})")  # the model/ and train/ columns
     browser.save_screenshot(str(SCREENSHOTS / "verdict_table.png"))
 
 

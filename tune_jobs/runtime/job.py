@@ -127,7 +127,7 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
                    run_name=f"{job} {label}".strip()) as tracker:
         job = Job(settings, name, job, tracker)
         yield job
-        tracker.log_metrics(tracker.parent_run_id, {"perf/job_seconds": job.seconds()}, step=0)
+        tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds()})
 
 
 def run_params(settings: RunSettings, name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:

@@ -113,13 +113,13 @@ def grokking_steps(trials: pd.DataFrame, verdicts: pd.DataFrame, horizon: float)
         mine = trials[(trials["config_id"] == row["config_id"]) & trials["finished"].astype(bool)]
         grokked = mine[mine["grokking_step"].notna()]
         never = mine[mine["grokking_step"].isna()]
-        axes.scatter(grokked["grokking_step"].astype(float), [y] * len(grokked), color="#1565c0", zorder=3,
+        spread = _spread(len(grokked))
+        axes.scatter(grokked["grokking_step"].astype(float), [y + d for d in spread], color="#1565c0", zorder=3,
                      label="grokking step" if y == 0 else None)
-        axes.scatter([horizon] * len(never), [y] * len(never), marker="x", color="#c62828", zorder=3,
-                     label="not within the schedule" if y == 0 else None)
-        for seed, step in zip(grokked["seed"], grokked["grokking_step"]):
-            axes.annotate(f"s{seed}", (float(step), y), textcoords="offset points", xytext=(0, 6), fontsize=7,
-                          ha="center")
+        axes.scatter([horizon] * len(never), [y + d for d in _spread(len(never))], marker="x", color="#c62828",
+                     zorder=3, label="not within the schedule" if y == 0 else None)
+        for seed, step, d in zip(grokked["seed"], grokked["grokking_step"], spread):
+            axes.annotate(f"s{seed}", (float(step), y + d), textcoords="offset points", xytext=(7, -3), fontsize=7)
     axes.set_yticks(range(len(rows)), [config_label(row) for _, row in rows])
     axes.set_ylim(-0.6, len(rows) - 0.4)
     axes.set_xlim(0, horizon * 1.05)
@@ -130,6 +130,11 @@ def grokking_steps(trials: pd.DataFrame, verdicts: pd.DataFrame, horizon: float)
     if handles:
         axes.legend(handles, labels, fontsize=8, loc="lower right")
     return figure
+
+
+def _spread(count: int, height: float = 0.5) -> list[float]:
+    """Vertical offsets that keep ``count`` seeds of one row apart (equal steps are common)."""
+    return [0.0] if count == 1 else [height * (i / (count - 1) - 0.5) for i in range(count)]
 
 
 def bits_per_byte(trials: pd.DataFrame, verdicts: pd.DataFrame, x: str = "tokenizer/vocab_size") -> Figure:

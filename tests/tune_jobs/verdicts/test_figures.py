@@ -102,11 +102,12 @@ def test_grokking_steps_mark_each_seed_and_those_that_never_grokked(tables):
     horizon = figures.horizon_of(curves, trials)
     assert horizon == 400
     axes = figures.grokking_steps(trials, verdicts, horizon).axes[0]
-    points = [tuple(map(tuple, c.get_offsets())) for c in axes.collections if len(c.get_offsets())]
-    top = len(verdicts) - 1  # config a is drawn at the top row
-    assert ((200.0, top), (300.0, top)) in points  # seeds 0 and 2 grokked
-    assert ((400.0, top),) in points  # seed 1 did not: an 'x' at the schedule's end
-    assert ((400.0, top - 1),) * 3 in points  # config b: no seed grokked
+    points = [[(x, round(y, 6)) for x, y in c.get_offsets()] for c in axes.collections if len(c.get_offsets())]
+    top = len(verdicts) - 1  # config a is drawn at the top row, its seeds spread around it
+    assert [(200.0, top - 0.25), (300.0, top + 0.25)] in points  # seeds 0 and 2 grokked
+    assert [(400.0, top)] in points  # seed 1 did not: an 'x' at the schedule's end
+    assert [(400.0, top - 1.25), (400.0, top - 1), (400.0, top - 0.75)] in points  # config b: no seed grokked
+    assert {t.get_text() for t in axes.texts} == {"s0", "s2"}
 
 
 def lm_tables(vocabs):
