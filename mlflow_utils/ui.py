@@ -30,8 +30,8 @@ GUIDE = (
 
 
 def run_page(base_url: str, experiment_id: str, run_id: str) -> str:
-    """A run's page (description, params, metrics, artifacts)."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    """A run's page (description, params, metrics, artifacts), with the model-training side bar."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def newest_job(client: MlflowClient) -> Optional[Any]:

@@ -65,7 +65,8 @@ def test_the_guide_points_at_the_runs_view_of_the_newest_job(tmp_path):
     assert lines[0].startswith("newest job: sweep-vocab smoke (experiment 'second'")
     view = f"http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs?workflowType=machine_learning"
     assert lines[1].split() == ["runs", "view:", view]
-    assert lines[2].endswith(f"#/experiments/{tracker.experiment_id}/runs/{tracker.parent_run_id}")
+    assert lines[2].endswith(f"#/experiments/{tracker.experiment_id}/runs/{tracker.parent_run_id}"
+                             "?workflowType=machine_learning")
     assert [line[:5] for line in lines[-3:]] == ["  1. ", "  2. ", "  3. "]
     assert runs_view("http://h:1", "7", "k") == "http://h:1/#/experiments/7/runs?workflowType=machine_learning" \
                                                 "&viewStateShareKey=k"

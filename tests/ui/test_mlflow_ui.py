@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_utils.ui import run_page
 from mlflow_utils.views import RUNS_VIEW, by_config_key, runs_view
 from tests.mlflow_helpers import job_runs
 from tests.ui.browser import chromium, have_chromium, mlflow_server, optuna_dashboard, wait_for
@@ -103,7 +104,7 @@ def test_the_by_configuration_view_groups_the_seeds_of_each_configuration(sweep,
 def test_the_parent_page_shows_the_description_the_verdict_table_and_the_figures(sweep, server, browser):
     _, table, parent, _ = sweep
     browser.set_window_size(1400, 2300)
-    browser.get(f"{server}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}")
+    browser.get(run_page(server, parent.info.experiment_id, parent.info.run_id))
     wait_for(lambda: "Best configuration:" in texts(browser), "the description")
     close_assistant(browser)
     more = browser.find_elements("xpath", "//*[text()='Show more']")

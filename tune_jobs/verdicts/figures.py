@@ -127,8 +127,8 @@ def grokking_steps(trials: pd.DataFrame, verdicts: pd.DataFrame, horizon: float)
     axes.set_title("Grokking step per seed")
     axes.grid(axis="x", alpha=0.3)
     handles, labels = axes.get_legend_handles_labels()
-    if handles:
-        axes.legend(handles, labels, fontsize=8, loc="lower right")
+    if handles:  # beside the axes: markers sit at the schedule's end, where a legend inside would hide them
+        axes.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
 
 
