@@ -48,10 +48,13 @@ RESUME_ARG = $(if $(filter-out 0,$(RESUME)),--resume)
 # SET="train.lr=0.015 model.d_model=8": fix or re-range fields of the space (TOML values, no spaces inside one)
 SET ?=
 WORKERS ?=
+# SEEDS_PER_TRIAL=K: K seeds of a configuration trained stacked in one trial (the addition trainable)
+SEEDS_PER_TRIAL ?=
 SETS = $(foreach s,$(SET),--set $(call q,$(s)))
 # The run settings every job takes, from one place: cluster, storage, tracking, names, resume, resources.
 RUN_ARGS = $(call opt,--max-concurrent,$(CONCURRENCY)) $(call opt,--threads,$(THREADS)) \
-  $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--workers,$(WORKERS)) $(call opt,--name,$(NAME)) \
+  $(call opt,--gpus-per-trial,$(GPUS)) $(call opt,--workers,$(WORKERS)) $(call opt,--seeds-per-trial,$(SEEDS_PER_TRIAL)) \
+  $(call opt,--name,$(NAME)) \
   $(call opt,--experiment,$(EXPERIMENT)) $(call opt,--tracking-uri,$(TRACKING_URI)) \
   $(call opt,--ray-address,$(RAY_ADDRESS)) $(call opt,--storage-path,$(STORAGE)) $(RESUME_ARG)
 SWEEP_ARGS = $(SETS) $(call opt,--num-configs,$(CONFIGS)) $(call opt,--seeds,$(SEEDS)) \

@@ -29,10 +29,11 @@ from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import Job, open_job, print_footer
 from tune_jobs.runtime.report import log_figures, markdown_table
 from tune_jobs.runtime.results import error_line
-from tune_jobs.runtime.searcher import fixed_replicates
+from tune_jobs.runtime.replicates import replicate_results
+from tune_jobs.runtime.searcher import FixedConfigs
 from tune_jobs.runtime.settings import RunSettings
-from tune_jobs.runtime.trial_config import RUN, replicate_of, seed_of
-from tune_jobs.trials.addition import ADDITION
+from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED, SEEDS, replicate_of, seed_of
+from tune_jobs.trials.addition import ADDITION, STACKED_TRAIN
 from tune_jobs.trials.command import COMMAND
 from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts.claims import Claim, ClaimError, ClaimVerdict, claim_verdict, list_claims, load_claim
@@ -73,6 +74,19 @@ def role_of(config: dict[str, Any]) -> str:
     return ROLES[index] if index < len(ROLES) else "other"
 
 
+def trial_configs(sections: dict[str, Any], seeds: list[int], per_trial: int) -> list[dict[str, Any]]:
+    """The trial configs of a reproduction: the claimed seed's two runs in the claim's own mode, then the
+    other seeds one per trial, or ``per_trial`` stacked per trial on the counter stream in fast mode."""
+    configs = [{**sections, SEED: seed, REPLICATE: index} for index, seed in enumerate(seeds[:len(ROLES)])]
+    others = seeds[len(ROLES):]
+    if per_trial == 1:
+        return configs + [{**sections, SEED: seed, REPLICATE: len(ROLES) + i} for i, seed in enumerate(others)]
+    stacked = {**sections, "train": {**sections["train"], **STACKED_TRAIN}}
+    groups = [others[i:i + per_trial] for i in range(0, len(others), per_trial)]
+    return configs + [{**stacked, SEED: group[0], SEEDS: group, REPLICATE: len(ROLES) + i}
+                      for i, group in enumerate(groups)]
+
+
 def run_plan(claim: Claim, args: ReproduceArgs) -> tuple[dict[str, Any], list[int], dict[str, Any]]:
     """(the claim's configuration as trial sections, the seed of each run, the run settings).
 
@@ -86,6 +100,8 @@ def run_plan(claim: Claim, args: ReproduceArgs) -> tuple[dict[str, Any], list[in
     run: dict[str, Any] = {"protocol": claim.protocol}
     if args.command_job is None:
         type(claim.train).from_dict({**train, "seed": claim.train.seed})  # the overrides are valid
+        if args.seeds_per_trial > 1:
+            type(claim.train).from_dict({**train, **STACKED_TRAIN, "seed": claim.train.seed})
         if args.train_steps is not None:
             run["max_steps"] = args.train_steps
         return {"model": dataclasses.asdict(claim.model), "train": train}, seeds, run
@@ -115,7 +131,8 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
     tags = {"claim": claim.name, "claim.rule": claim.rule()}
     with open_job(args, trial, "reproduce", f"reproduce-{claim.name}", params, tags, label=claim.name,
                   resolved={"train_steps": claim.train.train_steps}) as job:
-        grid, _ = job.fit(trial, {RUN: run}, fixed_replicates([sections], seeds), len(seeds),
+        configs = trial_configs(sections, seeds, args.seeds_per_trial)
+        grid, _ = job.fit(trial, {RUN: run}, FixedConfigs(configs), len(configs),
                           run_name=lambda config: f"{claim.name} {role_of(config)} s{seed_of(config)}")
         job.raise_if_interrupted()  # a claim is never judged on cut-short runs
         runs = run_table(grid)
@@ -140,16 +157,27 @@ def run_table(grid: Any) -> pd.DataFrame:
     """One row per run: role, seed, finished, measured protocol value, loss trace (every step from
     reprotune's trainable; the logged points of a command) and its length, environment."""
     rows = []
-    for result in grid:
+    for result in (replicate for trial in grid for replicate in replicate_results(trial)):
         metrics = result.metrics or {}
         trace = loss_trace(result) if result.error is None else []
         rows.append({"role": role_of(result.config), "seed": seed_of(result.config), "finished": result.error is None,
+                     "stream": data_stream(result.config),
                      "measured": float(metrics.get("protocol/exact_match", math.nan)),
                      "best_val_exact_match": float(metrics.get("val/best_exact_match", math.nan)),
-                     "trace_length": len(trace), "trace": trace, "trial_id": metrics.get("trial_id"),
+                     "trace_length": len(trace), "trace": trace, "trial_id": result.key,
                      "error": error_line(result),
                      **{k[len("env/"):]: v for k, v in metrics.items() if k.startswith("env/")}})
     return pd.DataFrame(rows).sort_values(["role", "seed"]).reset_index(drop=True)
+
+
+def data_stream(config: dict[str, Any]) -> str:
+    """The data stream a run trained on, as the verdict names it: 'reference' (faithful mode: the
+    reference repository's own streams), 'vectorized' (fast mode's), or 'counter' (a pure function
+    of seed, step and row: what stacked seeds train on)."""
+    train = config.get("train", {})
+    if train.get("stream", "default") == "counter":
+        return "counter"
+    return "reference" if train.get("mode", "faithful") == "faithful" else "vectorized"
 
 
 def loss_trace(result: Any) -> list[float]:
@@ -166,6 +194,14 @@ def loss_trace(result: Any) -> list[float]:
     return history["train/loss"].tolist() if history is not None and "train/loss" in history else []
 
 
+def describe_streams(runs: pd.DataFrame) -> str:
+    """Which data stream each role's runs used, e.g. 'claimed-a, claimed-b: reference; other: counter'."""
+    by_stream: dict[str, list[str]] = {}
+    for role, stream in runs[["role", "stream"]].drop_duplicates().itertuples(index=False):
+        by_stream.setdefault(stream, []).append(role)
+    return "; ".join(f"{', '.join(roles)}: {stream}" for stream, roles in by_stream.items())
+
+
 def describe_environment(runs: pd.DataFrame) -> str:
     """'cpu (AMD EPYC ...), torch 2.13.0+cpu, 1 thread(s)', joined with ' | ' if runs differ."""
     columns = [c for c in ("device", "device_name", "torch_version", "threads") if c in runs.columns]
@@ -179,6 +215,7 @@ def describe_environment(runs: pd.DataFrame) -> str:
 def _log(job: Job, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment: str) -> None:
     tracker = job.tracker
     tags = {"claim.verdict": verdict.verdict, "claim.label": verdict.label, "claim.environment": environment,
+            "claim.data_streams": describe_streams(runs),
             "claim.deterministic": str(verdict.deterministic).lower(),
             "claim.first_difference_step": "" if verdict.first_difference_step is None else verdict.first_difference_step,
             "claim.claimed_seed_value": f"{verdict.claimed_seed_value:.6f}",
@@ -213,8 +250,8 @@ def _describe(job: Job, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame,
              f"Source: {claim.source_repository} @ {claim.source_commit}, on {claim.source_device}; "
              f"rule: {claim.rule()}; seed {claim.train.seed}.", "",
              f"**VERDICT: {verdict.label}**; the claimed seed twice: {same}; environment: {environment}.", "",
-             markdown_table(runs, ("role", "seed", "finished", "trace_length", "best_val_exact_match", "measured",
-                                   "error")), "", *links]
+             markdown_table(runs, ("role", "seed", "stream", "finished", "trace_length", "best_val_exact_match",
+                                   "measured", "error")), "", *links]
     job.tracker.set_description(job.tracker.parent_run_id, "\n".join(lines))
 
 
@@ -224,13 +261,15 @@ def _print(claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment:
     print(f"  rule: {claim.rule()}; seed {claim.train.seed}; {claim.train.train_steps} steps"
           + (f" (stopped at {args.train_steps})" if args.train_steps else ""))
     with pd.option_context("display.width", 200):
-        print(runs[["role", "seed", "finished", "trace_length", "best_val_exact_match", "measured", "error"]].to_string(index=False))
+        print(runs[["role", "seed", "stream", "finished", "trace_length", "best_val_exact_match", "measured",
+                    "error"]].to_string(index=False))
     same = "bit-identical loss traces" if verdict.deterministic else \
         f"loss traces differ from step {verdict.first_difference_step}"
     print(f"  claimed seed twice: {same}")
     if verdict.other_seeds:
         print(f"  other seeds meeting the claim: {verdict.other_successes}/{verdict.other_seeds}, "
               f"95% Wilson [{verdict.wilson_low:.2f}, {verdict.wilson_high:.2f}]")
+    print(f"  data streams: {describe_streams(runs)}")
     print(f"VERDICT: {verdict.label}\n  environment: {environment}")
 
 

@@ -23,10 +23,11 @@ from trainables.checks import ConfigError
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import run_sweep, with_run_settings
 from tune_jobs.runtime.settings import SweepSettings
-from tune_jobs.trials.addition import ADDITION
+from tune_jobs.trials.addition import ADDITION, STACKED_TRAIN
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig}
 """The addition trainable's config sections: what a space's tables and ``--set`` may name."""
+
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def resolve_space(args: SweepArgs, space: SearchSpace | None = None) -> SearchSp
     space = with_run_settings(space, args, args.train_steps, args.eval_interval, TrainConfig.warmup_steps, 1 / 20)
     if args.mode is not None:
         space = space.with_overrides(train={"mode": args.mode})
+    if args.seeds_per_trial > 1:  # a seed trains on the same batches alone or stacked: the counter stream
+        space = space.with_overrides(train=STACKED_TRAIN)
     validate(space, SECTIONS)
     return space
 

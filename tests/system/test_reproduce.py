@@ -82,3 +82,27 @@ def test_mlflow_holds_the_claim_verdict(reproduction):
     note = parent.data.tags["mlflow.note.content"]
     assert "**VERDICT: CLAIM REPRODUCED**" in note and "get-artifact?path=figures%2Fclaim_values.png" in note
     assert parent.data.params["job.train_steps"] == "20" and parent.data.params["job.command_job"] == "none"
+
+
+def test_other_seeds_stacked_in_one_trial_name_their_stream(tmp_path):
+    """SEEDS_PER_TRIAL: the claimed seed's two runs stay in faithful mode (the reference's streams), the
+    others train stacked on the counter stream, and the verdict says which run used which."""
+    ray = pytest.importorskip("ray")
+    claim = tmp_path / "tiny-claim.toml"
+    claim.write_text(CLAIM)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    args = ReproduceArgs(claim=str(claim), seeds=3, train_steps=20, name="stacked-reproduce", experiment="repro",
+                         tracking_uri=uri, storage_path=tmp_path / "ray_results", max_concurrent=2, seeds_per_trial=3)
+    try:
+        verdict, runs = run_reproduction(args)
+    finally:
+        ray.shutdown()
+    assert (verdict.other_successes, verdict.other_seeds) == (3, 3) and verdict.deterministic
+    streams = dict(zip(zip(runs["role"], runs["seed"]), runs["stream"]))
+    assert streams == {("claimed-a", 5): "reference", ("claimed-b", 5): "reference", ("other", 6): "counter",
+                       ("other", 7): "counter", ("other", 8): "counter"}
+    assert all(runs["trace_length"] == 20) and runs["measured"].between(0, 1).all()
+    assert len([p for p in (tmp_path / "ray_results" / "stacked-reproduce").iterdir() if p.is_dir()]) == 3
+    client = MlflowClient(uri)
+    parent = client.search_runs([client.get_experiment_by_name("repro").experiment_id], "tags.role = 'sweep'")[0]
+    assert parent.data.tags["claim.data_streams"] == "claimed-a, claimed-b: reference; other: counter"

@@ -122,6 +122,11 @@ class TrainConfig:
     """'faithful' follows the reference's random streams and operation order; 'fast' draws the same
     data distribution vectorized and computes logits only at the 12 scored positions (same recipe,
     different numbers)."""
+    stream: Literal["default", "counter"] = "default"
+    """Training data source. 'default': the mode's ``torch.Generator`` stream (data.TrainingStream);
+    'counter': a pure function of (seed, step, row) (counter_stream.CounterStream), the same bits on
+    every device and for any number of seeds trained together (the stacked trainer's stream); needs
+    mode 'fast'."""
     threads: int = 1
     """torch intra-op threads; results depend on it, so it is recorded with every run."""
     device: str = "cpu"
@@ -146,6 +151,10 @@ class TrainConfig:
         _require(self.warmup_steps < self.train_steps,
                  f"warmup_steps={self.warmup_steps} must be smaller than train_steps={self.train_steps}")
         _require(self.mode in ("faithful", "fast"), f"mode must be 'faithful' or 'fast', got {self.mode!r}")
+        _require(self.stream in ("default", "counter"), f"stream must be 'default' or 'counter', got {self.stream!r}")
+        _require(self.stream == "default" or self.mode == "fast",
+                 f"stream={self.stream!r} needs mode='fast' ('faithful' follows the reference's own stream), "
+                 f"got mode={self.mode!r}")
         _check_curriculum(self.curriculum)
 
     def digits_at(self, step: int) -> tuple[int, int]:

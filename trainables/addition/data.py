@@ -8,6 +8,7 @@ initialized or trained never changes the split.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import torch
@@ -41,23 +42,30 @@ ADDERBOARD_EDGE_CASES = (
 _POW10 = torch.tensor([10**i for i in range(SUM_DIGITS)], dtype=torch.int64)
 
 
+@functools.lru_cache(maxsize=None)
+def pow10_on(device: torch.device) -> torch.Tensor:
+    """``_POW10`` on ``device``, copied once (so that encoding inside a captured CUDA graph copies nothing)."""
+    return _POW10.to(device)
+
+
 def encode(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Full token sequences for operand pairs.
 
     Args:
-        a, b: int64 tensors of shape (N,) with values in [0, 10^10).
+        a, b: int64 tensors of shape (N,) with values in [0, 10^10), on any one device.
 
     Returns:
-        int64 tensor (N, 34): A (10 digits, most significant first), '+', B, '=', A+B
-        (11 digits, least significant first), <EOS>.
+        int64 tensor (N, 34) on that device: A (10 digits, most significant first), '+', B, '=',
+        A+B (11 digits, least significant first), <EOS>.
     """
-    a_digits = (a[:, None] // _POW10[:N_DIGITS].flip(0)) % 10
-    b_digits = (b[:, None] // _POW10[:N_DIGITS].flip(0)) % 10
-    s_digits = ((a + b)[:, None] // _POW10) % 10
+    pow10 = pow10_on(a.device)
+    a_digits = (a[:, None] // pow10[:N_DIGITS].flip(0)) % 10
+    b_digits = (b[:, None] // pow10[:N_DIGITS].flip(0)) % 10
+    s_digits = ((a + b)[:, None] // pow10) % 10
     n = a.shape[0]
-    plus = torch.full((n, 1), PLUS, dtype=torch.int64)
-    equals = torch.full((n, 1), EQUALS, dtype=torch.int64)
-    eos = torch.full((n, 1), EOS, dtype=torch.int64)
+    plus = torch.full((n, 1), PLUS, dtype=torch.int64, device=a.device)
+    equals = torch.full((n, 1), EQUALS, dtype=torch.int64, device=a.device)
+    eos = torch.full((n, 1), EOS, dtype=torch.int64, device=a.device)
     return torch.cat([a_digits, plus, b_digits, equals, s_digits, eos], dim=1)
 
 

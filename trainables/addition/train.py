@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from trainables.addition.checkpoint import save_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig, to_flat_dict
+from trainables.addition.counter_stream import training_stream
 from trainables.addition.data import IGNORE_INDEX, PROMPT_LEN, TrainingStream, build_holdout, encode, inputs_and_targets
 from trainables.addition.evaluate import score_pairs
 from trainables.addition.model import build_model
@@ -106,7 +107,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     model = build_model(model_config, cfg.seed, cfg.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=cfg.weight_decay)
-    stream = TrainingStream(cfg.seed, holdout, cfg.mode)
+    stream = training_stream(cfg, holdout)
     out = Path(out_dir) if out_dir is not None else None
     meta = {"provenance": provenance(cfg.device, cfg.threads), "flat_config": to_flat_dict(model_config, cfg)}
     run = _RunState()

@@ -20,7 +20,6 @@ from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker, resolve_tracking_uri, sweep_run
 from search_spaces import Choice, IntRange, LogUniform, SearchSpace
-from tune_jobs.runtime.ray_session import concurrent_trials
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
 from tune_jobs.runtime.results import curve_table, trial_id_of, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
@@ -50,6 +49,10 @@ class Job:
     """MLflow calls that failed (each was queued and retried)."""
     interrupted: set[str] = field(default_factory=set)
     """Trial ids the fit left unfinished (a Ctrl-C or SIGTERM stopped it)."""
+    slots: int = 0
+    """Trials that could run at once (CPU cores / threads per trial, or GPUs / GPUs per trial)."""
+    trial_seconds: float = 0.0
+    """The trials' own time (Tune's ``time_total_s``), summed."""
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Every reported value of the trial's ``curve`` metric, after ``fit`` (``runtime.results.curve_table``)."""
 
@@ -57,13 +60,13 @@ class Job:
             run_name: Callable[[dict], str] | None = None) -> tuple[Any, pd.DataFrame]:
         """Run the trials, each child run named ``run_name(config)`` (default ``trial.run_name``:
         '<readable name> s<seed>'); returns Tune's ResultGrid and the trial table (``runtime.results``).
-        The parent gets the param ``job.concurrent_trials``."""
-        grid, callback = fit(self.settings, trial, space, searcher, num_samples, name=self.name,
-                             tracker=self.tracker, run_name=run_name or trial.run_name)
+        The parent gets the param ``job.concurrent_trials`` (the trial slots)."""
+        grid, callback, self.slots = fit(self.settings, trial, space, searcher, num_samples, name=self.name,
+                                         tracker=self.tracker, run_name=run_name or trial.run_name)
         self.run_ids, self.failures = callback.runs, callback.failures
+        self.trial_seconds += sum(float((result.metrics or {}).get("time_total_s", 0.0)) for result in grid)
         self.interrupted = callback.interrupted(trial_id_of(result) for result in grid)
-        self.tracker.log_new_params(self.tracker.parent_run_id,
-                                    {"job.concurrent_trials": concurrent_trials(self.settings)})
+        self.tracker.log_new_params(self.tracker.parent_run_id, {"job.concurrent_trials": self.slots})
         if trial.log_outputs is not None:
             trial.log_outputs(self.tracker, grid, self.run_ids)
         self.curves = curve_table(grid, trial)
@@ -105,6 +108,12 @@ class Job:
         """Wall time since the job opened."""
         return time.perf_counter() - self.started
 
+    def overhead_share(self) -> float:
+        """What Ray, MLflow and idle slots cost: 1 - (the trials' own time) / (wall time x slots), the
+        share of the job's capacity that went to no trial (NaN before a fit)."""
+        capacity = self.seconds() * self.slots
+        return 1.0 - self.trial_seconds / capacity if capacity > 0 else float("nan")
+
 
 @contextmanager
 def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params: Mapping[str, Any],
@@ -127,7 +136,9 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
                    run_name=f"{job} {label}".strip()) as tracker:
         job = Job(settings, name, job, tracker)
         yield job
-        tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds()})
+        tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
+                                                    "perf/trial_seconds": job.trial_seconds,
+                                                    "perf/overhead_share": job.overhead_share()})
 
 
 def run_params(settings: RunSettings, name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,16 +205,17 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, job: st
         ConfigError: settings the trial cannot run under (nothing started).
         TrackingError: MLflow is unreachable (nothing trained).
     """
-    grid = settings.grid or not space.dimensions()
+    grid, per_trial = settings.grid or not space.dimensions(), settings.seeds_per_trial
     if grid:
         points = grid_points(space)
-        searcher, configs = fixed_replicates(points, space.seeds, trial.failure_score), len(points)
+        searcher, configs = fixed_replicates(points, space.seeds, trial.failure_score, per_trial), len(points)
     else:
-        searcher, configs = optuna_replicates(space, settings.search_seed, trial.failure_score), settings.num_configs
+        searcher = optuna_replicates(space, settings.search_seed, trial.failure_score, per_trial)
+        configs = settings.num_configs
     with open_job(settings, trial, job, prefix, space_params(space, configs), {"space": space.name},
                   label=space.name, resolved=space_values(space)) as run:
         run_space = param_space(space, {"success_threshold": settings.success_threshold}, searched=not grid)
-        _, trials = run.fit(trial, run_space, searcher, configs * len(space.seeds))
+        _, trials = run.fit(trial, run_space, searcher, configs * len(searcher.groups))
         table = trial.verdict_table(trials, settings)
         run.log_verdicts(trial, table, trials, sweep_intro(job, space, configs, run.name))
         if run.interrupted:
@@ -237,6 +249,9 @@ def print_footer(job: Job, study: str | None = None) -> None:
     """Where the job landed in MLflow (and Optuna's ``study`` file), and its wall time."""
     tracker = job.tracker
     print(f"MLflow: experiment {tracker.experiment_id}, parent run {tracker.parent_run_id} at "
-          f"{tracker.client.tracking_uri}; MLflow calls that failed: {job.failures}; {job.seconds() / 60:.1f} min")
+          f"{tracker.client.tracking_uri}; MLflow calls that failed: {job.failures}")
+    print(f"Wall time {job.seconds() / 60:.1f} min on {job.slots} trial slot(s); the trials' own time "
+          f"{job.trial_seconds / 60:.1f} min; Ray, MLflow and idle slots: {100 * job.overhead_share():.1f}% "
+          f"of the capacity")
     if study:
         print(f"Optuna: study {job.name} in {study} (make optuna-dashboard)")

@@ -16,12 +16,15 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping
 
 from ray import tune
 from ray.tune.experiment import Trial
 
 from mlflow_utils import SweepTracker, TrackingError
+from tune_jobs.runtime.replicates import (diverged_error, is_stacked, replicate_config, replicate_folder, replicate_key,
+                                          replicate_results, replicates, split_result)
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial_config import config_id, flat_fields, run_settings, seed_of
 
@@ -117,8 +120,9 @@ class MlflowTrialRuns(tune.Callback):
             time.sleep(wait)
             wait = min(2 * wait, 30.0)
 
-    def _run_id(self, trial: Any) -> str:
-        return self._run_for(trial.trial_id, trial.config)
+    def _runs_of(self, trial: Any) -> list[tuple[str, dict]]:
+        """(MLflow run id, replicate config) of each seed the trial trains (``runtime.replicates``)."""
+        return [(self._run_for(key, config), config) for key, config in replicates(trial.trial_id, trial.config)]
 
     def _run_for(self, trial_id: str, trial_config: dict) -> str:
         if trial_id not in self.runs:
@@ -139,22 +143,29 @@ class MlflowTrialRuns(tune.Callback):
             self._tags.setdefault(run_id, {}).update(changed)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._live.update(t.trial_id for t in trials)
-        self._safely("run start", lambda: self._run_id(trial))
+        self._live.update(key for t in trials for key, _ in replicates(t.trial_id, t.config))
+        self._safely("run start", lambda: self._runs_of(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         trial_id, config, result = trial.trial_id, trial.config, dict(result)
-        self._safely("metric logging", lambda: self._log_result(trial_id, config, result))
+        stacked = is_stacked(config)
+        for seed, metrics in split_result(result, config).items():
+            key, seed_config = replicate_key(trial_id, seed, stacked), replicate_config(config, seed)
+            self._safely("metric logging", lambda k=key, c=seed_config, m=metrics: self._log_result(k, c, m))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        checkpoint, last_result = trial.checkpoint, trial.last_result
+        checkpoint, last_result, stacked = trial.checkpoint, trial.last_result, is_stacked(trial.config)
+        final = replicate_results(SimpleNamespace(config=trial.config, metrics=last_result or {}, path=trial.path,
+                                                  metrics_dataframe=None, error=None, checkpoint=None))
 
         def end() -> None:
-            run_id = self._run_id(trial)
             with final_checkpoint_folder(checkpoint, last_result) as folder:
-                if folder is not None:  # the final checkpoint only: intermediate ones stay in Tune's storage
-                    self.tracker.log_artifacts(run_id, folder, "checkpoints")
-            self.tracker.end_run(run_id, "FINISHED")
+                for (run_id, config), replicate in zip(self._runs_of(trial), final):
+                    seed_folder = None if folder is None else replicate_folder(folder, seed_of(config), stacked)
+                    if seed_folder is not None and seed_folder.is_dir():  # the final checkpoint only
+                        self.tracker.log_artifacts(run_id, seed_folder, "checkpoints")
+                    error = diverged_error(replicate.metrics)
+                    self.tracker.end_run(run_id, "FAILED" if error else "FINISHED", error=error)
         self._safely("run end", end)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
@@ -173,7 +184,11 @@ class MlflowTrialRuns(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = error_text(trial)
-        self._safely("run end", lambda: self.tracker.end_run(self._run_id(trial), "FAILED", error=error))
+
+        def end() -> None:
+            for run_id, _ in self._runs_of(trial):
+                self.tracker.end_run(run_id, "FAILED", error=error)
+        self._safely("run end", end)
 
     def reconcile(self, results: Any, timeout_s: float = 300.0) -> int:
         """Make MLflow match Tune's stored results after a fit: retry queued writes, then for every
@@ -186,22 +201,23 @@ class MlflowTrialRuns(tune.Callback):
         """
         self.flush(timeout_s)
         results = list(results)
-        self._live.update((r.metrics or {}).get("trial_id") or Path(r.path).name for r in results)
+        self._live.update(replicate.key for r in results for replicate in replicate_results(r))
         changed = 0
         try:
             for result in results:
-                changed += self._reconcile_one(result)
+                trial_cut_short = bool(self.interrupted([(result.metrics or {}).get("trial_id") or Path(result.path).name]))
+                for replicate in replicate_results(result):
+                    changed += self._reconcile_one(replicate, trial_cut_short)
         except Exception as error:  # noqa: BLE001 - name the way out, whatever the store raised
             raise TrackingError(f"MLflow at {self.tracker.client.tracking_uri} failed while logging stored results "
                                 f"({error}); they are in Tune's storage, rerun the job with --resume") from error
         return changed
 
-    def _reconcile_one(self, result: Any) -> int:
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    def _reconcile_one(self, result: Any, cut_short: bool) -> int:
+        trial_id = result.key
         history = result.metrics_dataframe
         rows = [] if history is None or "step" not in history else \
             [row for row in history.to_dict("records") if row["step"] == row["step"]]
-        cut_short = bool(self.interrupted([trial_id]))
         expected = "FAILED" if result.error is not None else "KILLED" if cut_short else "FINISHED"
         run_id = self.runs.get(trial_id) or self.tracker.find_trial_run(trial_id)
         if run_id is None and cut_short and not rows:

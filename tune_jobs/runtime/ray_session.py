@@ -44,15 +44,9 @@ def start_ray(settings: RunSettings) -> int:
                 "before starting the job; for `make cluster-up`'s cluster: . .cluster/cluster.env") from error
     sigterm_as_sigint()  # ray.init put its own SIGTERM handler (log and abort) in place of ours
     check_placeable(settings, [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")])
-    return concurrent_trials(settings)
-
-
-def concurrent_trials(settings: RunSettings) -> int:
-    """How many trials run at once: ``max_concurrent``, else as many as the joined cluster's CPUs (or
-    GPUs) hold."""
+    total = ray.cluster_resources()
     if settings.max_concurrent:
         return settings.max_concurrent
-    total = ray.cluster_resources()
     if settings.gpus_per_trial > 0:
         return max(1, int(total.get("GPU", 0) // (settings.gpus_per_trial * settings.workers)))
     return max(1, int(total.get("CPU", 1) // (settings.threads * settings.workers)))

@@ -19,7 +19,7 @@ from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import Choice, IntRange, LogUniform, SearchSpace, SearchSpaceError
-from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED
+from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED, SEEDS
 
 OBJECTIVE = "objective"
 """Per-trial score reported to Tune (higher is better); each trial defines its own."""
@@ -52,15 +52,22 @@ class SeedReplicates(Repeater):
     here it scores ``failure_score``, and the inner searcher receives the configuration's mean.
     """
 
-    def __init__(self, searcher: Searcher, seeds: Sequence[int], failure_score: float = 0.0) -> None:
-        super().__init__(searcher, repeat=len(seeds), set_index=True)
+    def __init__(self, searcher: Searcher, seeds: Sequence[int], failure_score: float = 0.0,
+                 per_trial: int = 1) -> None:
+        groups = [tuple(int(s) for s in seeds[i:i + per_trial]) for i in range(0, len(seeds), per_trial)]
+        super().__init__(searcher, repeat=len(groups), set_index=True)
         self.seeds = tuple(int(s) for s in seeds)
+        self.groups = groups
+        """The seeds of each trial of a configuration: one each, or ``per_trial`` stacked in one trial."""
         self.failure_score = failure_score
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            config[SEED] = self.seeds[config[REPLICATE]]
+            group = self.groups[config[REPLICATE]]
+            config[SEED] = group[0]
+            if len(group) > 1 or len(self.groups[0]) > 1:
+                config[SEEDS] = list(group)
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any) -> None:
@@ -108,14 +115,16 @@ def _flat_points(space: SearchSpace) -> list[dict[str, Any]]:
     return points
 
 
-def optuna_replicates(space: SearchSpace, search_seed: int, failure_score: float = 0.0) -> SeedReplicates:
+def optuna_replicates(space: SearchSpace, search_seed: int, failure_score: float = 0.0,
+                      per_trial: int = 1) -> SeedReplicates:
     """Optuna TPE (sampler seeded with ``search_seed``: study variance, kept apart from the trial
-    seeds) over ``space``'s dimensions, behind one replicate per seed of the space; a crashed
-    replicate scores ``failure_score`` (pick one below any real objective)."""
+    seeds) over ``space``'s dimensions, behind one replicate per seed of the space (``per_trial``
+    seeds stacked in each trial); a crashed replicate scores ``failure_score`` (pick one below any
+    real objective)."""
     sampler = optuna.samplers.TPESampler(seed=search_seed)
     optuna_search = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=sampler,
                                  points_to_evaluate=_flat_points(space) or None)
-    return SeedReplicates(optuna_search, space.seeds, failure_score)
+    return SeedReplicates(optuna_search, space.seeds, failure_score, per_trial)
 
 
 def grid_points(space: SearchSpace) -> list[dict[str, dict[str, Any]]]:
@@ -139,7 +148,7 @@ def grid_points(space: SearchSpace) -> list[dict[str, dict[str, Any]]]:
     return points
 
 
-def fixed_replicates(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],
-                     failure_score: float = 0.0) -> SeedReplicates:
-    """Each of ``configs`` (section dicts) once per seed of ``seeds``, in order."""
-    return SeedReplicates(FixedConfigs(configs), seeds, failure_score)
+def fixed_replicates(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int], failure_score: float = 0.0,
+                     per_trial: int = 1) -> SeedReplicates:
+    """Each of ``configs`` (section dicts) once per seed of ``seeds`` (``per_trial`` stacked in a trial), in order."""
+    return SeedReplicates(FixedConfigs(configs), seeds, failure_score, per_trial)

@@ -75,6 +75,9 @@ class RunSettings:
     workers: int = 1
     """Data-parallel Ray Train workers per trial (each with ``threads`` CPUs or ``gpus_per_trial`` GPUs);
     > 1 runs every trial as a TorchTrainer driven from Tune, for trials that support it."""
+    seeds_per_trial: int = 1
+    """Seeds of one configuration trained in one trial as one stacked model (the addition trainable;
+    such trials draw the counter data stream in fast mode); MLflow still gets one run per seed."""
     resume: bool = False
     """Continue the interrupted job ``name`` (default: this job's newest one in storage_path) with Tuner.restore."""
 
@@ -91,7 +94,7 @@ class RunSettings:
         finite_numbers(self)
         for field_name, ok in (("max_concurrent", self.max_concurrent >= 0), ("threads", self.threads >= 1),
                                ("gpus_per_trial", self.gpus_per_trial >= 0), ("max_failures", self.max_failures >= -1),
-                               ("workers", self.workers >= 1),
+                               ("workers", self.workers >= 1), ("seeds_per_trial", self.seeds_per_trial >= 1),
                                ("checkpoint_interval", self.checkpoint_interval is None or self.checkpoint_interval >= 0)):
             require(ok, f"{field_name} has an impossible value: {getattr(self, field_name)!r}")
         require(self.name is None or (SAFE_NAME.fullmatch(self.name) is not None and ".." not in self.name),

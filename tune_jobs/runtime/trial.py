@@ -102,6 +102,8 @@ class Trial:
     """The verdict table's best configuration (the parent run's ``verdict.best_config``)."""
     data_parallel: bool = False
     """Whether the body trains on its shard of a global batch (``context.shard``/``prepare``)."""
+    stacked: bool = False
+    """Whether the body trains a trial config's several ``seeds`` at once (``runtime.replicates``)."""
     failure_score: float = 0.0
     """Objective a crashed replicate scores (below any real one)."""
     columns: tuple[str, ...] = ()

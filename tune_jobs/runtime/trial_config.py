@@ -7,6 +7,8 @@ A Tune trial's config is a dict of:
   ``command`` and ``params`` of a command job), never holding a seed. They are the
   configuration's identity: ``config_id`` hashes them and nothing else;
 - ``seed``: the replicate's seed, written by the seed-replicate searcher (``runtime.searcher``);
+  a trial that trains K seeds stacked (``--seeds-per-trial``) lists them in ``seeds`` too, ``seed``
+  being the first (``runtime.replicates``);
 - ``__trial_index__``: the replicate's index among its configuration's (Ray's ``Repeater``);
 - ``run``: how the trial runs, not what it is (``success_threshold``, ``protocol``, ``max_steps``,
   ``checkpoint_interval``, the Ray Train spec ``ray_train``).
@@ -24,6 +26,8 @@ SEED = "seed"
 """Key of the replicate's seed."""
 RUN = "run"
 """Key of the run settings (not part of the configuration's identity)."""
+SEEDS = "seeds"
+"""Key of the seeds a stacked trial trains (absent for a trial of one seed)."""
 REPLICATE = "__trial_index__"
 """Key of the replicate's index (``ray.tune.search.repeater.TRIAL_INDEX``)."""
 
@@ -40,6 +44,11 @@ def seed_of(config: Mapping[str, Any]) -> int:
         KeyError: the config has no seed (it was not made by the seed-replicate searcher).
     """
     return int(config[SEED])
+
+
+def seeds_of(config: Mapping[str, Any]) -> list[int]:
+    """Every seed the trial trains: ``seeds`` of a stacked trial, else its one ``seed``."""
+    return [int(s) for s in config.get(SEEDS) or [config[SEED]]]
 
 
 def replicate_of(config: Mapping[str, Any]) -> int:

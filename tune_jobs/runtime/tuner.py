@@ -63,13 +63,20 @@ def check_trial(settings: RunSettings, trial: Trial) -> None:
     if settings.workers > 1 and not trial.data_parallel:
         raise ConfigError(f"workers={settings.workers}: the {trial.name} trial has no data-parallel version "
                           f"(its training is not sharded); run it with workers=1")
+    if settings.seeds_per_trial > 1 and not trial.stacked:
+        raise ConfigError(f"seeds_per_trial={settings.seeds_per_trial}: the {trial.name} trial trains one seed "
+                          f"per trial; run it with seeds_per_trial=1")
+    if settings.seeds_per_trial > 1 and settings.workers > 1:
+        raise ConfigError(f"seeds_per_trial={settings.seeds_per_trial} with workers={settings.workers}: a stacked "
+                          f"trial trains in one process; choose one of the two")
 
 
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
         name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name
-        ) -> tuple[ResultGrid, MlflowTrialRuns]:
+        ) -> tuple[ResultGrid, MlflowTrialRuns, int]:
     """Run ``trial`` on the configs ``searcher`` suggests, each mirrored into MLflow under ``tracker``'s
-    parent run (see the module doc); returns Tune's results and the callback (its run ids).
+    parent run (see the module doc); returns Tune's results, the callback (its run ids) and how many
+    trials could run at once.
 
     Raises:
         ConfigError: settings the trial or the cluster cannot serve (before any trial runs).
@@ -106,4 +113,4 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
         )
     grid = tuner.fit()
     callback.reconcile(grid)
-    return grid, callback
+    return grid, callback, concurrent

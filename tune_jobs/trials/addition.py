@@ -22,15 +22,21 @@ from trainables.addition.checkpoint import load_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
 from trainables.addition.model import count_parameters
+from trainables.addition.stacked import DIVERGED_KEY, train_stacked
+from trainables.addition.stacked_checkpoint import STACKED_CHECKPOINT
 from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
 from trainables.provenance import provenance
 from tune_jobs.runtime.ray_session import node_tags
+from tune_jobs.runtime.replicates import is_stacked
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval, short_number
-from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
+from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of, seeds_of
 from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts import seeds
 
+STACKED_TRAIN = {"stream": "counter", "mode": "fast"}
+"""What a stacked trial (``--seeds-per-trial K`` > 1) trains with: the one data stream that is the same
+for a seed alone or stacked (``trainables.addition.counter_stream``), which needs fast mode."""
 TIE_BREAK = 1e-3
 """Weight of the best exact match in the objective: below the 1/n step of a success rate for n <= 1000 seeds."""
 RANKS = (("pos_rank", "pos"), ("qkv_rank", "qkv"), ("attn_out_rank", "attn"), ("ffn_rank", "ffn"))
@@ -58,23 +64,17 @@ def objective(best_exact_match: float, threshold: float) -> tuple[float, float]:
 
 
 def body(config: dict[str, Any], context: TrialContext) -> None:
-    """Train the trial's configuration with its seed, reporting at every evaluation (see the module doc)."""
+    """Train the trial's configuration with its seed (or its stacked ``seeds``), reporting at every
+    evaluation (see the module doc)."""
+    if is_stacked(config):
+        return stacked_body(config, context)
     seed, run = seed_of(config), run_settings(config)
     model_config = ModelConfig.from_dict(config["model"])
     train_config = TrainConfig.from_dict({**config["train"], "seed": seed})
-    threshold = float(run.get("success_threshold", seeds.SUCCESS_THRESHOLD))
-    protocol = run.get("protocol")
-    constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
-                **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
+    constant = {"seed": seed, **_constants(config, train_config)}
 
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
-        best = metrics["val/best_exact_match"]
-        success, score = objective(best, threshold)
-        result = {**metrics, "success": success, OBJECTIVE: score, **constant}
-        if "test/exact_match" in metrics and protocol:
-            result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
-                                                            train_config.eval_batch_size)
-        context.report(result, checkpoint_dir)
+        context.report({**_scored(metrics, checkpoint_dir, run, train_config), **constant}, checkpoint_dir)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
         resumed_at = context.restore_latest(out_dir, LAST_CHECKPOINT)
@@ -83,6 +83,55 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
         train(model_config, train_config, out_dir, report, max_steps=run.get("max_steps"),
               checkpoint_interval=checkpoint_interval(config, train_config.eval_interval),
               resume_from=None if resumed_at is None else out_dir, shard=context.shard, prepare=context.prepare)
+
+
+def stacked_body(config: dict[str, Any], context: TrialContext) -> None:
+    """Train the trial config's ``seeds`` as one stacked model (``trainables.addition.stacked``), one
+    report per evaluation holding every running seed's metrics under ``seed<seed>/``
+    (``runtime.replicates``) and the mean objective over the seeds (a diverged seed counts as a
+    failure); the checkpoint is the stacked run's folder (``stacked_last.pt``, ``seed_<seed>/``)."""
+    seed_list, run = seeds_of(config), run_settings(config)
+    model_config = ModelConfig.from_dict(config["model"])
+    train_config = TrainConfig.from_dict({**config["train"], "seed": seed_list[0]})
+    constant = _constants(config, train_config)
+    scores = dict.fromkeys(seed_list, 0.0)
+
+    def report_evaluation(step: int, entries: list, folder: Path | None) -> None:
+        result: dict[str, Any] = {"step": step, **constant}
+        for index, metrics, seed_dir in entries:
+            seed = seed_list[index]
+            scored = _scored(metrics, seed_dir, run, train_config)
+            scores[seed] = 0.0 if DIVERGED_KEY in metrics else scored[OBJECTIVE]
+            result.update({f"seed{seed}/{k}": v for k, v in scored.items()})
+        context.report({**result, OBJECTIVE: sum(scores.values()) / len(scores)}, folder)
+
+    with tempfile.TemporaryDirectory(prefix="reprotune-stacked-") as out_dir:
+        resumed_at = context.restore_latest(out_dir, STACKED_CHECKPOINT)
+        if resumed_at is not None:
+            constant["resumed_from_step"] = resumed_at
+        train_stacked(model_config, train_config, seed_list, out_dir, report_evaluation=report_evaluation,
+                      max_steps=run.get("max_steps"), checkpoint_interval=checkpoint_interval(config,
+                                                                                              train_config.eval_interval),
+                      resume_from=None if resumed_at is None else out_dir)
+
+
+def _constants(config: dict[str, Any], train_config: TrainConfig) -> dict[str, Any]:
+    """What every report of a trial carries: its config id, node and provenance."""
+    return {"config_id": config_id(config), **node_tags(),
+            **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
+
+
+def _scored(metrics: dict[str, float], checkpoint_dir: Path | None, run: Any, train_config: TrainConfig
+            ) -> dict[str, Any]:
+    """A replicate's metrics with ``success``, the ``objective`` and, at the end, its protocol score."""
+    threshold = float(run.get("success_threshold", seeds.SUCCESS_THRESHOLD))
+    best, protocol = metrics["val/best_exact_match"], run.get("protocol")
+    success, score = objective(best, threshold)
+    result = {**metrics, "success": success, OBJECTIVE: score}
+    if "test/exact_match" in metrics and protocol:
+        result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best, train_config.device,
+                                                        train_config.eval_batch_size)
+    return result
 
 
 def protocol_score(protocol: str, checkpoint_dir: str | Path | None, best_val_exact_match: float, device: str = "cpu",
@@ -142,6 +191,6 @@ SUMMARY_METRICS = ("success_rate", "mean_best_exact_match")
 ADDITION = Trial(
     name="addition", body=body, measure=addition_measure, verdict_table=verdict_table,
     summary_line=seeds.summary_line, child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=True,
-    columns=(*COLUMNS, "parameters", "train/lr"), readable_name=readable_name, curve="val/exact_match",
+    stacked=True, columns=(*COLUMNS, "parameters", "train/lr"), readable_name=readable_name, curve="val/exact_match",
     summary_metrics=SUMMARY_METRICS, summary_columns=(*SUMMARY, "parameters", "config_id"), figures=figures)
 """The addition trainable (``trainables.addition``) as the runtime runs it."""

@@ -1,6 +1,5 @@
 """The command trainable on a stand-in for an external repository (tests/fake_reference_repo)."""
 
-from pathlib import Path
 
 import pytest
 
@@ -8,7 +7,7 @@ from trainables.paths import PROJECT_ROOT
 from trainables.command import CommandFailed, CommandSpecError, load_command_spec, render_command, run_command
 
 JOB = PROJECT_ROOT / "command_jobs" / "reference_repo.toml"
-FAKE_REPO = Path(__file__).resolve().parent / "fake_reference_repo"
+FAKE_REPO = PROJECT_ROOT / "tests" / "fake_reference_repo"
 PARAMS = {"seed": 3, "d_model": 4, "d_ff": 8, "pos_rank": 0, "qkv_rank": 0, "attn_out_rank": 0, "ffn_rank": 0,
           "tie_qkv": "none", "use_rmsnorm": False, "train_steps": 21, "lr": 0.01, "warmup_steps": 5,
           "eval_interval": 10, "val_size": 32, "test_size": 32, "batch_size": 16}

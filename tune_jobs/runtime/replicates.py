@@ -1,0 +1,123 @@
+"""Replicates of a trial: a Tune trial trains one seed, or K seeds of one configuration stacked in one
+process (``--seeds-per-trial K``); each seed is one replicate, with its own MLflow run, its own
+trial-table row and its own verdict vote, whatever the trial's shape.
+
+A stacked trial's config holds the batch as ``seeds`` (and ``seed`` = its first); each report holds
+every running seed's metrics under ``seed<seed>/`` (e.g. ``seed43/val/exact_match``) beside the keys
+they share (``step``, ``env/*``), and its checkpoint folder holds each seed's single-format checkpoint
+in ``seed_<seed>/``. A seed whose report carries ``train/diverged_step`` failed alone: its training
+diverged, the others went on.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
+
+import pandas as pd
+
+from tune_jobs.runtime.searcher import OBJECTIVE
+from tune_jobs.runtime.trial_config import SEED, SEEDS, seeds_of
+
+DIVERGED = "train/diverged_step"
+"""Metric of a replicate whose training diverged (value: the step); it ends FAILED, alone."""
+_PREFIX = re.compile(r"seed(\d+)/")
+
+
+def is_stacked(config: Mapping[str, Any]) -> bool:
+    """Whether a trial trains several seeds stacked (its config lists ``seeds``)."""
+    return bool(config.get(SEEDS))
+
+
+def replicate_key(trial_id: str, seed: int, stacked: bool) -> str:
+    """A replicate's id: the trial id, with ``-s<seed>`` for a seed of a stacked trial."""
+    return f"{trial_id}-s{seed}" if stacked else trial_id
+
+
+def replicate_config(config: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The trial config of one replicate: ``seed`` set, no ``seeds`` list."""
+    return {**{k: v for k, v in config.items() if k != SEEDS}, SEED: seed}
+
+
+def replicates(trial_id: str, config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(replicate key, replicate config) of each seed a trial trains."""
+    stacked = is_stacked(config)
+    return [(replicate_key(trial_id, seed, stacked), replicate_config(config, seed)) for seed in seeds_of(config)]
+
+
+def split_result(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """seed -> that seed's metrics in one report (a stacked trial's ``seed<seed>/`` keys unprefixed, over
+    the keys every seed shares); a seed missing from the report (it ended earlier) is left out."""
+    if not is_stacked(config):
+        return {seeds_of(config)[0]: dict(result)}
+    shared = {k: v for k, v in result.items() if not _PREFIX.match(k) and k != OBJECTIVE}
+    split: dict[int, dict[str, Any]] = {}
+    for key, value in result.items():
+        match = _PREFIX.match(key)
+        if match:
+            split.setdefault(int(match[1]), dict(shared))[key[match.end():]] = value
+    return split
+
+
+def replicate_folder(folder: str | Path, seed: int, stacked: bool) -> Path:
+    """Where a replicate's checkpoint files are inside its trial's checkpoint folder."""
+    return Path(folder) / f"seed_{seed}" if stacked else Path(folder)
+
+
+def diverged_error(metrics: Mapping[str, Any]) -> Optional[str]:
+    """The error of a replicate whose training diverged, else None."""
+    step = metrics.get(DIVERGED)
+    return None if step is None else f"training diverged at step {int(step)} (non-finite loss or gradient); " \
+                                     f"the other seeds of its trial went on"
+
+
+class _SubCheckpoint:
+    """A Tune checkpoint seen at one replicate's sub-folder."""
+
+    def __init__(self, checkpoint: Any, seed: int) -> None:
+        self.checkpoint, self.seed = checkpoint, seed
+
+    @contextmanager
+    def as_directory(self) -> Iterator[str]:
+        with self.checkpoint.as_directory() as folder:
+            yield str(replicate_folder(folder, self.seed, True))
+
+
+@dataclass
+class ReplicateResult:
+    """One replicate of a Tune ``Result``, with the attributes trials read from a result."""
+
+    key: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    metrics_dataframe: Optional[pd.DataFrame]
+    error: Any
+    path: str
+    checkpoint: Any
+
+
+def replicate_results(result: Any) -> list[ReplicateResult]:
+    """A Tune Result as one ReplicateResult per seed it trained (the result itself for one seed)."""
+    trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    if not is_stacked(result.config):
+        return [ReplicateResult(trial_id, dict(result.config), dict(result.metrics or {}), result.metrics_dataframe,
+                                result.error, result.path, result.checkpoint)]
+    latest: dict[int, dict[str, Any]] = {}
+    history = result.metrics_dataframe
+    rows = [] if history is None else [{k: v for k, v in row.items() if v == v} for row in history.to_dict("records")]
+    for row in rows + [dict(result.metrics or {})]:
+        for seed, metrics in split_result(row, result.config).items():
+            latest[seed] = metrics
+    out = []
+    for seed in seeds_of(result.config):
+        own = [split_result(row, result.config).get(seed) for row in rows]
+        frame = pd.DataFrame([r for r in own if r is not None]) if rows else None
+        metrics = latest.get(seed, {})
+        error = result.error if result.error is not None else diverged_error(metrics)
+        checkpoint = None if result.checkpoint is None else _SubCheckpoint(result.checkpoint, seed)
+        out.append(ReplicateResult(replicate_key(trial_id, seed, True), replicate_config(result.config, seed),
+                                   metrics, frame, error, result.path, checkpoint))
+    return out
