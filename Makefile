@@ -28,6 +28,9 @@ JOB ?=
 CKPT ?= 456p_s43
 PROTOCOL ?= both
 MLFLOW_PORT ?= 5000
+# Optuna's view of every sweep (tune_jobs/runtime/study.py): a journal file beside the MLflow store
+OPTUNA_JOURNAL ?= $(CURDIR)/optuna/studies.log
+OPTUNA_PORT ?= 8080
 # Cluster mode (docs/cluster.md): make cluster-up; make sweep-addition RAY_ADDRESS=127.0.0.1:6390 STORAGE=...
 RAY_ADDRESS ?=
 STORAGE ?=
@@ -67,7 +70,7 @@ CLUSTER_ENV = $(if $(RAY_ADDRESS),if grep -qsx $(call q,export RAY_ADDRESS=$(RAY
 JOB_PY = $(CLUSTER_ENV) $(PY) -m
 
 .PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab ablate-memory crosslingual evaluate \
-  mlflow-ui test test-slow test-faults clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
+  mlflow-ui optuna-dashboard test test-slow test-faults test-ui clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
 
 venv: $(STAMP)
 
@@ -114,12 +117,25 @@ crosslingual: $(STAMP)
 evaluate: $(STAMP)
 	$(PY) -m trainables.addition evaluate --checkpoint $(call q,$(CKPT)) --protocol $(call q,$(PROTOCOL))
 
+# Prints the newest job's runs view (its direct URL) and what to look at, then serves the embedded store
 mlflow-ui: $(STAMP)
+	@$(PY) -m mlflow_utils.ui --tracking-uri sqlite:///$(CURDIR)/mlruns.db --url http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --workers 1 --host 127.0.0.1 --port $(MLFLOW_PORT) \
 	  --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts
 
+# Optuna's dashboard (history, parameter importance) over every sweep's study, on 127.0.0.1:$(OPTUNA_PORT)
+optuna-dashboard: $(STAMP)
+	@test -f $(OPTUNA_JOURNAL) || { echo "no $(OPTUNA_JOURNAL) yet: a sweep writes it (make sweep-addition-smoke)"; exit 1; }
+	@echo "Optuna dashboard on http://127.0.0.1:$(OPTUNA_PORT) over $(OPTUNA_JOURNAL) (one study per sweep, named by its job)"
+	$(VENV)/bin/optuna-dashboard --host 127.0.0.1 --port $(OPTUNA_PORT) $(OPTUNA_JOURNAL)
+
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The MLflow UI in headless Chromium (Debian's chromium and chromium-driver) after a smoke sweep; screenshots
+# in ui-screenshots/ (REPROTUNE_UI_SCREENSHOTS to change)
+test-ui: $(STAMP)
+	$(PY) -m pytest -q -m ui
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -130,7 +146,7 @@ test-faults: $(STAMP)
 	@tail -5 $(CURDIR)/fault-figures.jsonl
 
 clean:
-	rm -rf ray_results mlartifacts mlruns.db .pytest_cache
+	rm -rf ray_results mlartifacts mlruns.db optuna ui-screenshots .pytest_cache
 
 # Local two-node Ray cluster (head + worker, 1 CPU each, ports CLUSTER_PORT..+299, token auth); docs/cluster.md
 cluster-up: $(STAMP)

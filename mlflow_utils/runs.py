@@ -13,15 +13,17 @@ import numbers
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Collection, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping, Sequence
+from urllib.parse import urlencode
 
 import mlflow
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 
 from mlflow_utils.tracking import connect, ensure_experiment
+from mlflow_utils.views import RUNS_VIEW, by_config_key, share_view, view_state
 
 SWEEP_ID_TAG = "sweep_id"
 TRIAL_ID_TAG = "trial_id"
@@ -165,6 +167,42 @@ class SweepTracker:
             self.client.log_batch(run_id, metrics=items[start:start + BATCH_LIMIT])
         logged.add(step)
 
+    def log_summary(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        """Log finite numeric summary ``metrics`` at step 0 in batches, whatever the run already holds
+        (a rerun logs the values again: the newest is the one shown)."""
+        stamp = int(time.time() * 1000)
+        items = [Metric(k, float(v), stamp, 0) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        for start in range(0, len(items), BATCH_LIMIT):
+            self.client.log_batch(run_id, metrics=items[start:start + BATCH_LIMIT])
+
+    def log_new_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log those of ``params`` the run lacks (MLflow never changes a param once logged)."""
+        known = self.client.get_run(run_id).data.params
+        self.log_params(run_id, {k: v for k, v in params.items() if k not in known})
+
+    def set_description(self, run_id: str, markdown: str) -> None:
+        """The run's description (``mlflow.note.content``), Markdown shown on the run's page; cut to
+        MLflow's 8000-character limit on a tag."""
+        self.client.set_tag(run_id, MLFLOW_RUN_NOTE, _text(markdown, MAX_TAG_LENGTH))
+
+    def log_figure(self, figure: Any, artifact_file: str, run_id: str | None = None) -> str:
+        """Save a matplotlib figure as the artifact ``artifact_file`` (e.g. 'figures/success_rate.png') of
+        the run (the parent by default); returns the path for ``figure_link``."""
+        self.client.log_figure(run_id or self.parent_run_id, figure, artifact_file)
+        return artifact_file
+
+    def share_views(self, columns: Sequence[str], group_by_tag: str, widths: Mapping[str, int] | None = None
+                    ) -> tuple[str, str]:
+        """Write the experiment's runs view and this job's view of its trials grouped by the tag
+        ``group_by_tag`` (``mlflow_utils.views``), both with ``columns`` (``widths`` in pixels for some);
+        returns their share keys."""
+        by_config = by_config_key(self.sweep_id)
+        share_view(self.client, self.experiment_id, RUNS_VIEW, view_state(columns, widths=widths))
+        trials = f"tags.{SWEEP_ID_TAG} = '{self.sweep_id}' AND tags.{ROLE_TAG} = 'trial'"
+        share_view(self.client, self.experiment_id, by_config, view_state(columns, trials, group_by_tag, widths))
+        return RUNS_VIEW, by_config
+
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         """Set several tags in one call."""
         items = [RunTag(k, _text(v, MAX_TAG_LENGTH)) for k, v in tags.items()]
@@ -202,10 +240,18 @@ class SweepTracker:
         self.client.log_text(run_id, table.to_csv(index=False), f"{name}.csv")
 
 
+def figure_link(run_id: str, artifact_file: str, caption: str) -> str:
+    """Markdown showing an image artifact of a run in its description: a link relative to the
+    tracking server's root (its ``get-artifact`` route), so it loads from whatever host serves the UI."""
+    query = urlencode({"path": artifact_file, "run_uuid": run_id})
+    return f"![{caption}](get-artifact?{query})"
+
+
 @contextmanager
 def sweep_run(sweep_id: str, experiment: str, params: Mapping[str, Any], tags: Mapping[str, Any],
-              tracking_uri: str | None = None) -> Iterator[SweepTracker]:
-    """Open (or, for a resumed sweep, reopen) the parent run of ``sweep_id`` and close it in ``finally``.
+              tracking_uri: str | None = None, run_name: str | None = None) -> Iterator[SweepTracker]:
+    """Open (or, for a resumed sweep, reopen) the parent run of ``sweep_id`` (named ``run_name``,
+    default the sweep id) and close it in ``finally``.
 
     On exit, child runs still RUNNING are marked KILLED, and the parent ends FINISHED, or FAILED
     when the body raised (KILLED on Ctrl-C or an exit).
@@ -221,7 +267,7 @@ def sweep_run(sweep_id: str, experiment: str, params: Mapping[str, Any], tags: M
         parent_id = existing[0].info.run_id
         client.update_run(parent_id, status="RUNNING")
     else:
-        parent = client.create_run(experiment_id, run_name=sweep_id,
+        parent = client.create_run(experiment_id, run_name=run_name or sweep_id,
                                    tags={SWEEP_ID_TAG: sweep_id, ROLE_TAG: "sweep",
                                          **{k: _text(v, MAX_TAG_LENGTH) for k, v in tags.items()}})
         parent_id = parent.info.run_id

@@ -95,10 +95,10 @@ def warm_tokenizers(configs: list[dict[str, dict[str, Any]]]) -> None:
 
 def comparison_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     """One row per (language, scope): bits per byte over seeds, tokens per char/byte, verdict."""
-    scope = verdicts["tokenizer.extra_corpora"].map(lambda v: "shared" if json.loads(v) else "per-language")
-    columns = ["data.corpus", "scope", "bpb_mean", "bpb_std", "seeds_run", "tok/tokens_per_char",
+    scope = verdicts["tokenizer/extra_corpora"].map(lambda v: "shared" if json.loads(v) else "per-language")
+    columns = ["data/corpus", "scope", "bpb_mean", "bpb_std", "seeds_run", "tok/tokens_per_char",
                "tok/tokens_per_byte", "tok/vocab_used", "val/loss", "collapse_rate_sampled", "verdict", "audit_flags"]
-    table = verdicts.assign(scope=scope)[columns].rename(columns={"data.corpus": "language"})
+    table = verdicts.assign(scope=scope)[columns].rename(columns={"data/corpus": "language"})
     return table.sort_values(["language", "scope"]).reset_index(drop=True)
 
 
@@ -114,14 +114,16 @@ def run_crosslingual(args: CrosslingualArgs) -> pd.DataFrame:
     check_corpora(data for run in runs for data in corpora_of(run.data, run.tokenizer.extra_corpora))
     warm_tokenizers(configs)
     seeds = list(range(args.seeds))
-    with open_job(args, LM, "crosslingual", "crosslingual", {}, {}) as job:
+    with open_job(args, LM, "crosslingual", "crosslingual", {}, {}, label="-".join(LANGUAGES)) as job:
         _, trials = job.fit(LM, {RUN: {}}, fixed_replicates(configs, seeds, LM.failure_score), len(configs) * len(seeds))
         job.raise_if_interrupted()
         verdicts = LM.verdict_table(trials, args)
-        job.log_verdicts(LM, verdicts, trials)
+        intro = [f"**crosslingual**: {' and '.join(LANGUAGES)}, each with its own tokenizer and with one shared "
+                 f"tokenizer, {len(seeds)} seed(s) a cell, {args.train_steps} steps; job `{job.name}`."]
+        job.log_verdicts(LM, verdicts, trials, intro)
         table = comparison_table(verdicts)
         job.tracker.log_table(table, "crosslingual")
-        job.tracker.log_metrics(job.tracker.parent_run_id, _metrics(table), step=0)
+        job.tracker.log_summary(job.tracker.parent_run_id, _metrics(table))
     print(f"\nCross-lingual comparison {job.name} ({len(trials)} trials):")
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))

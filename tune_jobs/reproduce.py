@@ -27,6 +27,7 @@ from trainables.checks import require
 from trainables.command import load_command_spec, render_command
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import Job, open_job, print_footer
+from tune_jobs.runtime.report import log_figures, markdown_table
 from tune_jobs.runtime.results import error_line
 from tune_jobs.runtime.replicates import replicate_results
 from tune_jobs.runtime.searcher import FixedConfigs
@@ -34,6 +35,7 @@ from tune_jobs.runtime.settings import RunSettings
 from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED, SEEDS, replicate_of, seed_of
 from tune_jobs.trials.addition import ADDITION, STACKED_TRAIN
 from tune_jobs.trials.command import COMMAND
+from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts.claims import Claim, ClaimError, ClaimVerdict, claim_verdict, list_claims, load_claim
 
 ROLES = ("claimed-a", "claimed-b")
@@ -127,10 +129,11 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
     trial = COMMAND if args.command_job is not None else ADDITION
     params = {f"claim.{k}": v for k, v in dataclasses.asdict(claim).items() if k not in ("model", "train")}
     tags = {"claim": claim.name, "claim.rule": claim.rule()}
-    with open_job(args, trial, "reproduce", f"reproduce-{claim.name}", params, tags) as job:
+    with open_job(args, trial, "reproduce", f"reproduce-{claim.name}", params, tags, label=claim.name,
+                  resolved={"train_steps": claim.train.train_steps}) as job:
         configs = trial_configs(sections, seeds, args.seeds_per_trial)
         grid, _ = job.fit(trial, {RUN: run}, FixedConfigs(configs), len(configs),
-                          run_name=lambda config: f"{claim.name}-{role_of(config)}-seed{seed_of(config)}")
+                          run_name=lambda config: f"{claim.name} {role_of(config)} s{seed_of(config)}")
         job.raise_if_interrupted()  # a claim is never judged on cut-short runs
         runs = run_table(grid)
         claimed = runs[runs["role"].str.startswith("claimed") & runs["finished"]]
@@ -219,11 +222,37 @@ def _log(job: Job, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, envi
             "claim.other_seeds": f"{verdict.other_successes}/{verdict.other_seeds}",
             "claim.wilson_interval": f"[{verdict.wilson_low:.3f}, {verdict.wilson_high:.3f}]"}
     tracker.set_tags(tracker.parent_run_id, tags)
-    tracker.log_table(runs.drop(columns=["trace"]), "runs")
+    table = runs.drop(columns=["trace"])
+    tracker.log_table(table, "runs")
     for row in runs.itertuples():
         run_id = job.run_ids.get(row.trial_id)
         if run_id is not None:
-            tracker.set_tags(run_id, {"claim.verdict": verdict.label, "claim.holds": str(claim.holds(row.measured)).lower()})
+            holds = claim.holds(row.measured)
+            tracker.set_tags(run_id, {"claim.verdict": verdict.label, "claim.holds": str(holds).lower(),
+                                      "outcome": "errored" if not row.finished else "success" if holds else "failed"})
+    tracker.log_summary(tracker.parent_run_id, {"claim/claimed_seed_value": verdict.claimed_seed_value,
+                                                "claim/claimed_value": claim.claimed_value})
+    _describe(job, claim, verdict, table, environment)
+
+
+def _describe(job: Job, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment: str) -> None:
+    """The parent run's figures (the claim against each run's value; validation exact match against
+    step of every run) and its description."""
+    single = pd.DataFrame([{"name": claim.name, "config_id": cid, "verdict": verdict.label}
+                           for cid in job.curves["config_id"].unique()])
+    figures = {"claim_values.png": plots.claim_values(runs, claim)}
+    if not single.empty:
+        figures["learning_curves.png"] = plots.learning_curves(job.curves, single, "val/exact_match")
+    links = log_figures(job.tracker, figures)
+    same = "bit-identical loss traces" if verdict.deterministic else \
+        f"loss traces differ from step {verdict.first_difference_step}"
+    lines = [f"**reproduce** claim `{claim.name}`: {claim.description}", "",
+             f"Source: {claim.source_repository} @ {claim.source_commit}, on {claim.source_device}; "
+             f"rule: {claim.rule()}; seed {claim.train.seed}.", "",
+             f"**VERDICT: {verdict.label}**; the claimed seed twice: {same}; environment: {environment}.", "",
+             markdown_table(runs, ("role", "seed", "stream", "finished", "trace_length", "best_val_exact_match",
+                                   "measured", "error")), "", *links]
+    job.tracker.set_description(job.tracker.parent_run_id, "\n".join(lines))
 
 
 def _print(claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment: str, args: ReproduceArgs) -> None:

@@ -11,6 +11,7 @@ with the tail of its output, and the sweep goes on. No data-parallel version (``
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from trainables.command import CommandSpec, load_command_spec, render_command
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import run_sweep
 from tune_jobs.runtime.settings import SweepSettings
-from tune_jobs.trials.command import COMMAND
+from tune_jobs.trials.command import COMMAND, params_name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +76,9 @@ def run_command_sweep(args: SweepCommandArgs) -> pd.DataFrame:
     """
     spec = load_command_spec(args.job)
     space = job_space(spec, args)
-    trial = COMMAND.with_columns(tuple(f"params.{name.split('.', 1)[1]}" for name in space.dimensions()))
+    searched = [name.split(".", 1)[1] for name in space.dimensions()]
+    trial = dataclasses.replace(COMMAND.with_columns(tuple(f"params/{key}" for key in searched)),
+                                readable_name=params_name(searched))
     return run_sweep(args, space, trial, "sweep-command", f"command-{spec.name}-{space.name}")
 
 

@@ -48,7 +48,22 @@ def test_verdict_table(sweep):
     assert len(trained) == 1 and trained.iloc[0]["seeds_run"] == 3 and trained.iloc[0]["seeds"] == "0,1,2"
     row = trained.iloc[0]
     assert row["verdict"] != INCONCLUSIVE and 0 < row["bpb_mean"] < 16 and row["bpb_spread"] >= 0
-    assert row["tokenizer.vocab_size"] == 300 and 0 < row["tok/tokens_per_byte"] < 1
+    assert row["tokenizer/vocab_size"] == 300 and 0 < row["tok/tokens_per_byte"] < 1
+    assert row["name"] == "v300-d32-lr0.005-glu" and list(table.columns[:2]) == ["name", "config_id"]
+
+
+def test_names_outcomes_figures_and_per_configuration_metrics(sweep):
+    table, client, parent, children = sweep
+    assert parent.info.run_name == "sweep-vocab test"
+    assert sorted(c.info.run_name for c in children) == sorted(
+        f"{name} s{seed}" for name in table["name"] for seed in (0, 1, 2))
+    outcomes = sorted(c.data.tags["outcome"] for c in children)
+    assert outcomes[:3] == ["errored"] * 3 and set(outcomes[3:]) <= {"success", "suspect"}
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert figures == {"figures/bits_per_byte.png", "figures/learning_curves.png"}
+    trained = table[table["errored"] == 0].iloc[0]
+    assert parent.data.metrics[f"bpb_mean/{trained['name']}"] == pytest.approx(trained["bpb_mean"])
+    assert "Best configuration: **v300-d32-lr0.005-glu**" in parent.data.tags["mlflow.note.content"]
 
 
 def test_parent_run_holds_the_verdicts(sweep):

@@ -71,11 +71,17 @@ def test_mlflow_holds_the_claim_verdict(reproduction):
     assert "torch" in tags["claim.environment"] and "1 thread(s)" in tags["claim.environment"]
     assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
     assert {c.data.tags["mlflow.runName"] for c in children} == {
-        "tiny-claim-claimed-a-seed5", "tiny-claim-claimed-b-seed5", "tiny-claim-other-seed6"}
+        "tiny-claim claimed-a s5", "tiny-claim claimed-b s5", "tiny-claim other s6"}
+    assert parent.info.run_name == "reproduce tiny-claim"
     for child in children:
-        assert child.data.tags["claim.verdict"] == "CLAIM REPRODUCED"
+        assert child.data.tags["claim.verdict"] == "CLAIM REPRODUCED" and child.data.tags["outcome"] == "success"
         assert "protocol/exact_match" in child.data.metrics
     assert "runs.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert figures == {"figures/claim_values.png", "figures/learning_curves.png"}
+    note = parent.data.tags["mlflow.note.content"]
+    assert "**VERDICT: CLAIM REPRODUCED**" in note and "get-artifact?path=figures%2Fclaim_values.png" in note
+    assert parent.data.params["job.train_steps"] == "20" and parent.data.params["job.command_job"] == "none"
 
 
 def test_other_seeds_stacked_in_one_trial_name_their_stream(tmp_path):

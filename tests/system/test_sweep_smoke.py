@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from tests.mlflow_helpers import job_runs
 from search_spaces import Choice, SearchSpace
@@ -54,7 +59,7 @@ def test_parent_run_holds_the_verdicts(sweep):
                                                                         "REPRODUCIBLE")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"verdict.json", "verdict.csv"} <= artifacts
-    assert parent.data.params["job.num_configs"] == "2"
+    assert parent.data.params["job.num_configs"] == "2" and parent.data.metrics["perf/job_seconds"] > 0
 
 
 def test_one_nested_run_per_trial_none_left_running(sweep):
@@ -86,3 +91,45 @@ def test_finished_trials_have_metrics_tags_and_checkpoint(sweep):
         assert run.data.params["seed"] == tags["seed"]
         files = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
         assert "checkpoints/best.pt" in files
+
+
+def test_names_outcomes_and_per_configuration_metrics(sweep):
+    table, client, parent, children = sweep
+    assert parent.info.run_name == "sweep-addition test" and parent.data.tags["sweep_id"] == "test-sweep"
+    # the two configurations differ in train.device only, which names leave out: the table tells them apart
+    assert list(table.columns[:2]) == ["name", "config_id"]
+    assert sorted(table["name"]) == sorted(f"d4-ff8-lr0.01-{c}" for c in table["config_id"])
+    assert sorted(c.info.run_name for c in children) == [f"d4-ff8-lr0.01 s{s}" for s in (0, 0, 1, 1, 2, 2)]
+    by_status = {(c.info.status, c.data.tags["outcome"]) for c in children}
+    assert by_status == {("FAILED", "errored"), ("FINISHED", "failed")}  # 40 steps never learn addition
+    trained = table[table["errored"] == 0].iloc[0]
+    for child in children:
+        assert child.data.tags["config"] == f"d4-ff8-lr0.01-{child.data.tags['config_id']}"
+        if child.info.status == "FINISHED":
+            assert child.data.metrics["config/success_rate"] == trained["success_rate"] == 0.0
+    crashed = table[table["errored"] == 3].iloc[0]["name"]  # no finished seed: no rate, no metric
+    assert parent.data.metrics[f"success_rate/{trained['name']}"] == 0.0
+    assert f"success_rate/{crashed}" not in parent.data.metrics
+
+
+def test_parent_params_description_figures_and_study(sweep):
+    table, client, parent, _ = sweep
+    params = parent.data.params
+    assert params["job.train_steps"] == "40" and params["job.seeds"] == "[0, 1, 2]" and params["job.mode"] == "fast"
+    assert params["job.concurrent_trials"] == "2" and params["space.trials"] == "6"
+    assert "null" not in params.values()
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(f"Best configuration: **{trained_name(table)}**")
+    assert f"| {trained_name(table)} | NOT REPRODUCED | 0/3 |" in note
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert figures == {"figures/success_rate.png", "figures/learning_curves.png", "figures/grokking_steps.png"}
+    for figure in figures:
+        assert f"get-artifact?path={figure.replace('/', '%2F')}&run_uuid={parent.info.run_id}" in note
+    journal = Path(client.tracking_uri[len("sqlite:///"):]).parent / "optuna" / "studies.log"
+    study = optuna.load_study(study_name="test-sweep", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert sorted(t.params["train/device"] for t in study.trials) == ["cpu", "meta"]
+    assert {t.user_attrs["config_id"] for t in study.trials} == set(table["config_id"])
+
+
+def trained_name(table):
+    return table[table["errored"] == 0].iloc[0]["name"]

@@ -9,6 +9,7 @@ with a verdict of its own (``reproduce``, ``crosslingual``). Each configuration 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import pandas as pd
 from ray.tune.search import Searcher
 
-from mlflow_utils import SweepTracker, sweep_run
-from search_spaces import SearchSpace
-from tune_jobs.runtime.mlflow_callback import default_run_name
-from tune_jobs.runtime.results import trial_id_of, trial_table
+from mlflow_utils import SweepTracker, resolve_tracking_uri, sweep_run
+from search_spaces import Choice, IntRange, LogUniform, SearchSpace
+from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
+from tune_jobs.runtime.results import curve_table, trial_id_of, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
+from tune_jobs.runtime.study import write_study
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.tuner import check_trial, fit, job_name
 
@@ -51,17 +53,23 @@ class Job:
     """Trials that could run at once (CPU cores / threads per trial, or GPUs / GPUs per trial)."""
     trial_seconds: float = 0.0
     """The trials' own time (Tune's ``time_total_s``), summed."""
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Every reported value of the trial's ``curve`` metric, after ``fit`` (``runtime.results.curve_table``)."""
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
-            run_name: Callable[[dict], str] = default_run_name) -> tuple[Any, pd.DataFrame]:
-        """Run the trials; returns Tune's ResultGrid and the trial table (``runtime.results``)."""
+            run_name: Callable[[dict], str] | None = None) -> tuple[Any, pd.DataFrame]:
+        """Run the trials, each child run named ``run_name(config)`` (default ``trial.run_name``:
+        '<readable name> s<seed>'); returns Tune's ResultGrid and the trial table (``runtime.results``).
+        The parent gets the param ``job.concurrent_trials`` (the trial slots)."""
         grid, callback, self.slots = fit(self.settings, trial, space, searcher, num_samples, name=self.name,
-                                         tracker=self.tracker, run_name=run_name)
+                                         tracker=self.tracker, run_name=run_name or trial.run_name)
         self.run_ids, self.failures = callback.runs, callback.failures
         self.trial_seconds += sum(float((result.metrics or {}).get("time_total_s", 0.0)) for result in grid)
         self.interrupted = callback.interrupted(trial_id_of(result) for result in grid)
+        self.tracker.log_new_params(self.tracker.parent_run_id, {"job.concurrent_trials": self.slots})
         if trial.log_outputs is not None:
             trial.log_outputs(self.tracker, grid, self.run_ids)
+        self.curves = curve_table(grid, trial)
         return grid, trial_table(grid, trial, self.interrupted)
 
     def raise_if_interrupted(self) -> None:
@@ -75,9 +83,12 @@ class Job:
                               f"{self.settings.storage()}; continue them with: make {self.target} RESUME=1 "
                               f"NAME={self.name} (or --resume --name {self.name})")
 
-    def log_verdicts(self, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame) -> None:
-        """The verdict table on the parent run (tags ``verdict.<config_id>``, ``verdict.best_config``,
-        tables ``verdict`` and ``trials``) and each trial's verdict tags on its run."""
+    def log_verdicts(self, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame, intro: Sequence[str] = ()
+                     ) -> None:
+        """The verdicts on the parent run (tags ``verdict.<config_id>``, ``verdict.best_config``, tables
+        ``verdict`` and ``trials``, and ``runtime.report``'s description under ``intro``, figures and
+        per-configuration metrics) and on each trial's run (``trial.child_tags``, among them ``outcome``,
+        and its configuration's ``config/<column>`` metrics)."""
         if table.empty:
             return
         self.tracker.log_table(table, "verdict")
@@ -88,7 +99,10 @@ class Job:
         for row in trials.itertuples():
             run_id = self.run_ids.get(row.trial_id)
             if run_id is not None and row.config_id in by_config.index:
-                self.tracker.set_tags(run_id, trial.child_tags(by_config.loc[row.config_id], row))
+                verdict = by_config.loc[row.config_id]
+                self.tracker.set_tags(run_id, {**trial.child_tags(verdict, row), CONFIG_TAG: verdict["name"]})
+                self.tracker.log_summary(run_id, child_metrics(verdict, trial.summary_metrics))
+        log_report(self.tracker, trial, table, trials, self.curves, self.settings, intro)
 
     def seconds(self) -> float:
         """Wall time since the job opened."""
@@ -103,11 +117,13 @@ class Job:
 
 @contextmanager
 def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params: Mapping[str, Any],
-             tags: Mapping[str, Any]) -> Iterator[Job]:
+             tags: Mapping[str, Any], label: str = "", resolved: Mapping[str, Any] | None = None) -> Iterator[Job]:
     """Check the settings against the trial, name the job ``prefix-<UTC time>`` (or as the settings
-    say), tag its parent run ``job=<job>`` (the make target) and hold it open (``mlflow_utils.sweep_run``:
-    RUNNING children are closed KILLED at the end, the parent FINISHED, FAILED or KILLED). The parent
-    gets the settings as ``job.*`` params and the job's wall time as ``perf/job_seconds``.
+    say), and hold its parent run open (``mlflow_utils.sweep_run``: RUNNING children are closed KILLED
+    at the end, the parent FINISHED, FAILED or KILLED). The parent run is named ``<job> <label>``
+    (e.g. 'sweep-addition smoke') and tagged ``job=<job>`` (the make target); its params are the
+    settings as they ran (``run_params`` with ``resolved``) and ``params``; its metric
+    ``perf/job_seconds`` the job's wall time.
 
     Raises:
         ConfigError: settings the trial cannot run under, or nothing to resume (before Ray starts).
@@ -115,14 +131,36 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
     """
     check_trial(settings, trial)
     name = job_name(settings, prefix)
-    all_params = {**{f"job.{k}": v for k, v in dataclasses.asdict(settings).items()}, **params}
-    with sweep_run(name, settings.experiment, all_params, {"job": job, **tags},
-                   settings.tracking_uri) as tracker:
+    all_params = {**run_params(settings, name, resolved or {}), **params}
+    with sweep_run(name, settings.experiment, all_params, {"job": job, **tags}, settings.tracking_uri,
+                   run_name=f"{job} {label}".strip()) as tracker:
         job = Job(settings, name, job, tracker)
         yield job
-        tracker.log_metrics(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
+        tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
                                                     "perf/trial_seconds": job.trial_seconds,
-                                                    "perf/overhead_share": job.overhead_share()}, step=0)
+                                                    "perf/overhead_share": job.overhead_share()})
+
+
+def run_params(settings: RunSettings, name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """The parent run's ``job.<setting>`` params as the job ran: a setting left to its default (None)
+    shows the value used: ``resolved``'s (the space's or the claim's steps, seeds, mode...), the job's
+    name, the absolute tracking URI, the Ray address ('local' when the job starts its own Ray), the
+    checkpoint cadence; any other None shows as 'none'."""
+    used = {"name": name, "tracking_uri": resolve_tracking_uri(settings.tracking_uri),
+            "ray_address": settings.ray_address or os.environ.get("RAY_ADDRESS") or "local",
+            "checkpoint_interval": "every evaluation", **resolved}
+    return {f"job.{key}": used.get(key, "none") if value is None else value
+            for key, value in dataclasses.asdict(settings).items()}
+
+
+def space_values(space: SearchSpace) -> dict[str, Any]:
+    """What a space fixes, by field name (for ``run_params``): its seeds and each section's constants
+    (a searched field reads 'searched')."""
+    values: dict[str, Any] = {"seeds": list(space.seeds)}
+    for fields in space.sections.values():
+        for key, value in fields.items():
+            values.setdefault(key, "searched" if isinstance(value, (Choice, IntRange, LogUniform)) else value)
+    return values
 
 
 def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: int | None,
@@ -140,15 +178,28 @@ def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: 
     return space if settings.seeds is None else space.with_seed_count(settings.seeds)
 
 
-def space_params(space: SearchSpace) -> dict[str, Any]:
-    """Parent-run params describing a space: name, source file, description, seeds."""
+def space_params(space: SearchSpace, configs: int) -> dict[str, Any]:
+    """Parent-run params describing a space: name, source file, description, seeds, the searched
+    fields, and the configurations and trials it runs."""
     return {"space.name": space.name, "space.source": space.source, "space.description": space.description,
-            "space.seeds": list(space.seeds)}
+            "space.seeds": list(space.seeds), "space.searched": ", ".join(space.dimensions()) or "none",
+            "space.configurations": configs, "space.trials": configs * len(space.seeds)}
+
+
+def sweep_intro(job: str, space: SearchSpace, configs: int, name: str) -> list[str]:
+    """The first lines of a sweep's description: what ran, how long, and how to resume it."""
+    steps = space.sections.get("train", {}).get("train_steps")
+    seeds = ", ".join(str(s) for s in space.seeds)
+    return [f"**{job}** on search space `{space.name}`: {space.description}", "",
+            f"{configs} configurations x {len(space.seeds)} seeds ({seeds})"
+            + (f", {steps} steps each" if steps is not None else "")
+            + f"; job `{name}` (continue it: `make {job} RESUME=1 NAME={name}`)."]
 
 
 def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, job: str, prefix: str) -> pd.DataFrame:
     """Optuna over ``space``'s dimensions, every configuration once per seed, judged by ``trial``'s
-    verdict rule; returns the verdict table (also logged to MLflow and printed).
+    verdict rule; returns the verdict table (also logged to MLflow with its figures, written to the
+    Optuna study ``runtime.study``, and printed).
 
     Raises:
         ConfigError: settings the trial cannot run under (nothing started).
@@ -161,16 +212,18 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, job: st
     else:
         searcher = optuna_replicates(space, settings.search_seed, trial.failure_score, per_trial)
         configs = settings.num_configs
-    with open_job(settings, trial, job, prefix, space_params(space), {"space": space.name}) as run:
+    with open_job(settings, trial, job, prefix, space_params(space, configs), {"space": space.name},
+                  label=space.name, resolved=space_values(space)) as run:
         run_space = param_space(space, {"success_threshold": settings.success_threshold}, searched=not grid)
         _, trials = run.fit(trial, run_space, searcher, configs * len(searcher.groups))
         table = trial.verdict_table(trials, settings)
-        run.log_verdicts(trial, table, trials)
+        run.log_verdicts(trial, table, trials, sweep_intro(job, space, configs, run.name))
         if run.interrupted:
             print_verdicts(f"sweep {run.name}, interrupted", table, trials, trial.columns)
             run.raise_if_interrupted()
+        study = write_study(settings, space, run.name, table, trials, run.tracker)
     print_verdicts(f"sweep {run.name}", table, trials, trial.columns)
-    print_footer(run)
+    print_footer(run, study)
     return table
 
 
@@ -192,11 +245,13 @@ def print_verdicts(title: str, table: pd.DataFrame, trials: pd.DataFrame, column
         print(f"  trial {row.trial_id} (config {row.config_id}, seed {row.seed}) failed: {row.error}")
 
 
-def print_footer(job: Job) -> None:
-    """Where the job landed in MLflow, and its wall time."""
+def print_footer(job: Job, study: str | None = None) -> None:
+    """Where the job landed in MLflow (and Optuna's ``study`` file), and its wall time."""
     tracker = job.tracker
     print(f"MLflow: experiment {tracker.experiment_id}, parent run {tracker.parent_run_id} at "
           f"{tracker.client.tracking_uri}; MLflow calls that failed: {job.failures}")
     print(f"Wall time {job.seconds() / 60:.1f} min on {job.slots} trial slot(s); the trials' own time "
           f"{job.trial_seconds / 60:.1f} min; Ray, MLflow and idle slots: {100 * job.overhead_share():.1f}% "
           f"of the capacity")
+    if study:
+        print(f"Optuna: study {job.name} in {study} (make optuna-dashboard)")

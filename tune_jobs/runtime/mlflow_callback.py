@@ -176,6 +176,12 @@ class MlflowTrialRuns(tune.Callback):
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._statuses = {t.trial_id: t.status for t in trials}
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # a trial Tune never stepped in this run of the job (restored already finished or errored, e.g.
+        # resuming a finished sweep) keeps the status it was restored with; those it stepped keep theirs
+        for trial in trials:
+            self._statuses.setdefault(trial.trial_id, trial.status)
+
     def interrupted(self, trial_ids: Any) -> set[str]:
         """Those of ``trial_ids`` that had not ended (neither TERMINATED nor ERROR) when Tune last
         stepped: after a fit, the trials a Ctrl-C (or SIGTERM) cut short."""

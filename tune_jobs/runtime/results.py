@@ -10,8 +10,9 @@ import pandas as pd
 from ray.tune import ResultGrid
 
 from tune_jobs.runtime.replicates import replicate_results
+from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial
-from tune_jobs.runtime.trial_config import config_id, flat_fields, replicate_of, seed_of
+from tune_jobs.runtime.trial_config import COLUMN_SEP, config_id, flat_fields, replicate_of, seed_of
 
 
 def trial_id_of(result: Any) -> str:
@@ -33,19 +34,39 @@ def cell(value: Any) -> Any:
 
 
 def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = ()) -> pd.DataFrame:
-    """One row per replicate (a seed; a stacked trial has several): ``trial_id`` (the replicate's key),
-    ``config_id``, ``seed``, ``replicate``, ``error``, ``status``
-    (finished, errored, or interrupted: cut short by a Ctrl-C, neither finished nor errored), every
-    ``section.field`` of its configuration (lists as JSON text), and ``trial.measure``'s columns
-    (``finished`` among them; False for an interrupted trial)."""
+    """One row per replicate (a seed; a stacked trial has several): ``name`` (``trial.readable_name``),
+    ``trial_id`` (the replicate's key), ``config_id``, ``seed``, ``replicate``, ``error``, ``status``
+    (finished, errored, or interrupted: cut short by a Ctrl-C, neither finished nor errored), ``objective``
+    (the replicate's last reported one, ``trial.failure_score`` when it failed), every ``section/field``
+    of its configuration (lists as JSON text; no dots, which MLflow's table viewer cannot show), and
+    ``trial.measure``'s columns (``finished`` among them; False for an interrupted trial)."""
     rows = []
     for result in grid:
         cut_short = trial_id_of(result) in interrupted and result.error is None
         for replicate in replicate_results(result):
             config = replicate.config
-            row = {"trial_id": replicate.key, "config_id": config_id(config), "seed": seed_of(config),
-                   "replicate": replicate_of(config), "error": error_line(replicate), **trial.measure(replicate)}
+            row = {"name": trial.readable_name(config), "trial_id": replicate.key, "config_id": config_id(config),
+                   "seed": seed_of(config), "replicate": replicate_of(config), "error": error_line(replicate),
+                   **trial.measure(replicate)}
             row["finished"] = bool(row["finished"]) and not cut_short and replicate.error is None
             row["status"] = "interrupted" if cut_short else "finished" if row["finished"] else "errored"
-            rows.append({**row, **{k: cell(v) for k, v in flat_fields(config).items()}})
+            row["objective"] = trial.failure_score if replicate.error is not None else \
+                float(replicate.metrics.get(OBJECTIVE, trial.failure_score))
+            rows.append({**row, **{k: cell(v) for k, v in flat_fields(config, COLUMN_SEP).items()}})
     return pd.DataFrame(rows)
+
+
+def curve_table(grid: ResultGrid, trial: Trial) -> pd.DataFrame:
+    """Every reported value of ``trial.curve`` (e.g. ``val/exact_match``), one row per replicate and step:
+    ``name``, ``config_id``, ``seed``, ``trial_id``, ``step``, ``value`` (empty when nothing was reported)."""
+    frames = []
+    for replicate in (replicate for result in grid for replicate in replicate_results(result)):
+        history = replicate.metrics_dataframe
+        if history is None or trial.curve not in history or "step" not in history:
+            continue
+        points = history[["step", trial.curve]].dropna().rename(columns={trial.curve: "value"})
+        config = replicate.config
+        frames.append(points.assign(name=trial.readable_name(config), config_id=config_id(config),
+                                    seed=seed_of(config), trial_id=replicate.key))
+    columns = ["name", "config_id", "seed", "trial_id", "step", "value"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

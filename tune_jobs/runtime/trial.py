@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from ray import tune
 
-from tune_jobs.runtime.trial_config import run_settings
+from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,12 @@ class TrialContext:
         with checkpoint.as_directory() as folder:
             shutil.copytree(folder, out_dir, dirs_exist_ok=True)
         return float(torch.load(Path(out_dir) / file_name, weights_only=True)["step"])
+
+
+def short_number(value: Any) -> str:
+    """A value as it reads in a configuration's name: 3 significant digits for a float (0.015,
+    0.00619, 1e-05), an int or a string as it is."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def tune_context() -> TrialContext:
@@ -104,6 +110,23 @@ class Trial:
     """Verdict-table columns printed beside the verdict."""
     log_outputs: Optional[Callable[[Any, Any, dict[str, str]], None]] = None
     """(tracker, Tune ResultGrid, trial id -> run id): extra outputs logged after the fit."""
+    readable_name: Callable[[dict[str, Any]], str] = config_id
+    """A configuration's name from a trial config, e.g. 'd8-ff28-lr0.015': the first column of the
+    tables, the figures' labels, and with ' s<seed>' its child runs' names (default: the config id)."""
+    curve: str = "val/exact_match"
+    """Reported metric drawn against step, every seed, in the learning-curve figure."""
+    summary_metrics: tuple[str, ...] = ()
+    """Verdict-table columns logged as metrics per configuration: on the parent run as
+    ``<column>/<name>``, on each of its trials' runs as ``config/<column>`` (sortable in the runs table)."""
+    summary_columns: tuple[str, ...] = ()
+    """Verdict-table columns of the Markdown table in the parent run's description."""
+    figures: Optional[Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any], dict[str, Any]]] = None
+    """(verdict table, trial table, curves (``runtime.results.curve_table``), the job's settings) ->
+    {file name: matplotlib Figure}, logged on the parent run."""
+
+    def run_name(self, config: dict[str, Any]) -> str:
+        """A trial's MLflow run name: ``<readable name> s<seed>``, e.g. 'd8-ff28-lr0.015 s0'."""
+        return f"{self.readable_name(config)} s{seed_of(config)}"
 
     def with_columns(self, extra: tuple[str, ...]) -> "Trial":
         """The same trial printing ``extra`` verdict columns too (a job's searched fields)."""

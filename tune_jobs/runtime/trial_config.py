@@ -68,6 +68,12 @@ def config_id(config: Mapping[str, Any]) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:8]
 
 
-def flat_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Every field of every section as ``section.field`` -> value."""
-    return {f"{name}.{k}": v for name, fields in sections(config).items() for k, v in fields.items()}
+COLUMN_SEP = "/"
+"""Joins section and field in table columns (``model/d_model``): MLflow's table viewer leaves a column
+whose name holds a dot empty, and Optuna's flattened parameters use the same ``/``."""
+
+
+def flat_fields(config: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
+    """Every field of every section as ``section<sep>field`` -> value (``.`` for MLflow params,
+    ``COLUMN_SEP`` for table columns)."""
+    return {f"{name}{sep}{k}": v for name, fields in sections(config).items() for k, v in fields.items()}

@@ -21,6 +21,7 @@ from typing import Any
 from trainables.addition.checkpoint import load_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.evaluate import PROTOCOLS
+from trainables.addition.model import count_parameters
 from trainables.addition.stacked import DIVERGED_KEY, train_stacked
 from trainables.addition.stacked_checkpoint import STACKED_CHECKPOINT
 from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
@@ -28,8 +29,9 @@ from trainables.provenance import provenance
 from tune_jobs.runtime.ray_session import node_tags
 from tune_jobs.runtime.replicates import is_stacked
 from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval
+from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval, short_number
 from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of, seeds_of
+from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts import seeds
 
 STACKED_TRAIN = {"stream": "counter", "mode": "fast"}
@@ -37,6 +39,22 @@ STACKED_TRAIN = {"stream": "counter", "mode": "fast"}
 for a seed alone or stacked (``trainables.addition.counter_stream``), which needs fast mode."""
 TIE_BREAK = 1e-3
 """Weight of the best exact match in the objective: below the 1/n step of a success rate for n <= 1000 seeds."""
+RANKS = (("pos_rank", "pos"), ("qkv_rank", "qkv"), ("attn_out_rank", "attn"), ("ffn_rank", "ffn"))
+"""Low-rank fields and their short names in a configuration's name."""
+
+
+def readable_name(config: dict[str, Any]) -> str:
+    """A configuration's name, e.g. 'd8-ff28-lr0.015', 'd7-ff14-pos3-qkv3-attn3-ffn3-rms-lr0.02': width,
+    FFN size, each low-rank map's rank and the QKV tie mode only where not full rank / untied, 'rms' for
+    RMSNorm (absent: LayerNorm), and the peak learning rate (3 significant digits)."""
+    model = ModelConfig.from_dict(config["model"])
+    parts = [f"d{model.d_model}", f"ff{model.d_ff}", *(f"{short}{getattr(model, key)}" for key, short in RANKS
+                                                      if getattr(model, key))]
+    if model.tie_qkv != "none":
+        parts.append(model.tie_qkv)
+    if model.use_rmsnorm:
+        parts.append("rms")
+    return "-".join([*parts, f"lr{short_number(float(config['train'].get('lr', TrainConfig.lr)))}"])
 
 
 def objective(best_exact_match: float, threshold: float) -> tuple[float, float]:
@@ -143,18 +161,36 @@ def measure(result: Any) -> dict[str, Any]:
             "grokking_step": seeds.grokking_step(steps, ems, threshold)}
 
 
+def addition_measure(result: Any) -> dict[str, Any]:
+    """``measure`` and the model's unique ``parameters`` count."""
+    return {**measure(result), "parameters": count_parameters(ModelConfig.from_dict(result.config["model"]))}
+
+
+def figures(verdicts: Any, trials: Any, curves: Any, settings: Any) -> dict[str, Any]:
+    """The seed-judged figures (``verdicts.figures``): success rate with its Wilson interval, validation
+    exact match against step for every seed, and the grokking step of every seed."""
+    threshold = getattr(settings, "success_threshold", seeds.SUCCESS_THRESHOLD)
+    return {"success_rate.png": plots.success_rates(verdicts),
+            "learning_curves.png": plots.learning_curves(curves, verdicts, "val/exact_match", threshold),
+            "grokking_steps.png": plots.grokking_steps(trials, verdicts, plots.horizon_of(curves, trials))}
+
+
 def verdict_table(trials: Any, settings: Any) -> Any:
     """The seed verdict (``verdicts.seeds.verdict_table``) with the job's threshold and minimum seeds."""
     return seeds.verdict_table(trials, settings.success_threshold, settings.min_seeds)
 
 
-COLUMNS = ("config_id", "verdict", "successes", "seeds_run", "errored", "wilson_low", "wilson_high",
+COLUMNS = ("name", "config_id", "verdict", "successes", "seeds_run", "errored", "wilson_low", "wilson_high",
            "mean_best_exact_match", "grokking_steps")
 """Verdict columns every seed-judged trial prints first."""
+SUMMARY = ("name", "verdict", "successes", "success_rate", "errored", "mean_best_exact_match", "grokking_steps")
+"""Verdict columns of the parent run's description."""
+SUMMARY_METRICS = ("success_rate", "mean_best_exact_match")
+"""Verdict columns logged per configuration as metrics."""
 
 ADDITION = Trial(
-    name="addition", body=body, measure=measure, verdict_table=verdict_table, summary_line=seeds.summary_line,
-    child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=True, stacked=True,
-    columns=(*COLUMNS, "model.d_model", "model.d_ff", "model.pos_rank", "model.qkv_rank", "model.attn_out_rank",
-             "model.ffn_rank", "model.use_rmsnorm", "train.lr"))
+    name="addition", body=body, measure=addition_measure, verdict_table=verdict_table,
+    summary_line=seeds.summary_line, child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=True,
+    stacked=True, columns=(*COLUMNS, "parameters", "train/lr"), readable_name=readable_name, curve="val/exact_match",
+    summary_metrics=SUMMARY_METRICS, summary_columns=(*SUMMARY, "parameters", "config_id"), figures=figures)
 """The addition trainable (``trainables.addition``) as the runtime runs it."""

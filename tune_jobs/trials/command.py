@@ -16,14 +16,15 @@ from __future__ import annotations
 import math
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from trainables.command import load_command_spec, run_command
 from trainables.provenance import git_state, provenance
 from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial import Trial, TrialContext
+from tune_jobs.runtime.trial import Trial, TrialContext, short_number
 from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
-from tune_jobs.trials.addition import COLUMNS, measure, objective, protocol_score, verdict_table
+from tune_jobs.trials.addition import (COLUMNS, SUMMARY, SUMMARY_METRICS, figures, measure, objective, protocol_score,
+                                       verdict_table)
 from tune_jobs.verdicts import seeds
 
 
@@ -55,7 +56,18 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
                     env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
 
 
+def params_name(keys: Sequence[str]) -> Callable[[dict[str, Any]], str]:
+    """Names a command configuration by the params ``keys`` (its searched ones), e.g. 'lr0.0123' or
+    'd_model8-lr0.02'; by its config id when there are none."""
+    def name(config: dict[str, Any]) -> str:
+        params = config.get("params", {})
+        return "-".join(f"{key}{short_number(params[key])}" for key in keys if key in params) or config_id(config)
+    return name
+
+
 COMMAND = Trial(
     name="command", body=body, measure=measure, verdict_table=verdict_table, summary_line=seeds.summary_line,
-    child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=False, columns=COLUMNS)
-"""An external training command as the runtime runs it (no data-parallel version: refused with workers > 1)."""
+    child_tags=seeds.child_tags, best_config=seeds.best_config, data_parallel=False, columns=COLUMNS,
+    summary_metrics=SUMMARY_METRICS, summary_columns=(*SUMMARY, "config_id"), figures=figures)
+"""An external training command as the runtime runs it (no data-parallel version: refused with workers > 1).
+A sweep names its configurations with ``params_name`` of its searched params."""

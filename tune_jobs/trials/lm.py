@@ -29,8 +29,9 @@ from tune_jobs.runtime.mlflow_callback import final_checkpoint_folder
 from tune_jobs.runtime.ray_session import node_tags
 from tune_jobs.runtime.results import trial_id_of
 from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval
+from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval, short_number
 from tune_jobs.runtime.trial_config import config_id, seed_of
+from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts import lm
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,32 @@ MEASURED = ("tok/vocab_size", "tok/tokens_per_char", "tok/tokens_per_byte", "tok
     f"diag/ablation/memory/{variant}/{stat}" for variant in ("zeroed", "mean", "reset1", "reset16")
     for stat in ("delta_bits_per_byte", "relative_change"))
 """Final metrics carried into the trial table (their mean over finished seeds into the verdict table)."""
+
+
+def readable_name(config: dict[str, Any]) -> str:
+    """A configuration's name, e.g. 'v1024-d128-lr0.003', 'v512-d64-lr0.003-memory-gain0.0625-en-shared':
+    vocabulary size, width and peak learning rate, then only where they differ from the defaults the
+    gate (and its input gain), a character tokenizer, the corpus, and a tokenizer shared with other corpora."""
+    run = LMRun.from_sections({s: config[s] for s in SECTIONS if s in config})
+    parts = [f"v{run.tokenizer.vocab_size}", f"d{run.model.d_model}", f"lr{short_number(float(run.train.lr))}"]
+    if run.model.gate != "none":
+        parts.append(run.model.gate)
+    if run.model.gate_input_gain != 1.0:
+        parts.append(f"gain{short_number(float(run.model.gate_input_gain))}")
+    if run.tokenizer.algorithm != "byte_bpe":
+        parts.append(run.tokenizer.algorithm)
+    if run.data.corpus != "stdlib":
+        parts.append(Path(run.data.corpus).stem)
+    if run.tokenizer.extra_corpora:
+        parts.append("shared")
+    return "-".join(parts)
+
+
+def figures(verdicts: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame, settings: Any) -> dict[str, Any]:
+    """Bits per byte of every seed per configuration (against vocabulary size when it varies) and
+    validation bits per byte against step for every seed (``verdicts.figures``)."""
+    return {"bits_per_byte.png": plots.bits_per_byte(trials, verdicts, "tokenizer/vocab_size"),
+            "learning_curves.png": plots.learning_curves(curves, verdicts, "val/bits_per_byte")}
 
 
 def body(config: dict[str, Any], context: TrialContext) -> None:
@@ -112,9 +139,13 @@ def log_outputs(tracker: SweepTracker, results: Any, run_ids: dict[str, str]) ->
 LM = Trial(
     name="lm", body=body, measure=measure, verdict_table=verdict_table, summary_line=lm.summary_line,
     child_tags=lm.child_tags, best_config=lm.best_config, data_parallel=True, failure_score=FAILURE_OBJECTIVE,
-    columns=("config_id", "verdict", "seeds_run", "errored", "bpb_mean", "bpb_std", "bpb_spread",
-             "tokenizer.vocab_size", "model.d_model", "train.lr", "tok/tokens_per_byte", "tok/vocab_used",
-             "model/parameters", "model.gate", "model.gate_input_gain", "diag/ablation/memory/zeroed/relative_change",
+    columns=("name", "config_id", "verdict", "seeds_run", "errored", "bpb_mean", "bpb_std", "bpb_spread",
+             "tokenizer/vocab_size", "model/d_model", "train/lr", "tok/tokens_per_byte", "tok/vocab_used",
+             "model/parameters", "model/gate", "model/gate_input_gain", "diag/ablation/memory/zeroed/relative_change",
              "diag/ablation/memory/reset1/relative_change", "collapse_rate_sampled", "audit_flags"),
-    log_outputs=log_outputs)
+    log_outputs=log_outputs, readable_name=readable_name, curve="val/bits_per_byte",
+    summary_metrics=("bpb_mean", "bpb_spread"),
+    summary_columns=("name", "verdict", "seeds_run", "errored", "bpb_mean", "bpb_std", "bpb_spread",
+                     "tok/tokens_per_byte", "model/parameters", "audit_flags", "config_id"),
+    figures=figures)
 """The language-model trainable (``trainables.lm``) as the runtime runs it."""

@@ -63,10 +63,13 @@ class Claim:
             return measured >= self.claimed_value - self.tolerance - 1e-12
         return measured <= self.claimed_value + self.tolerance + 1e-12
 
+    def bound(self) -> float:
+        """The value a measured exact match must reach (``at_least``) or stay under (``at_most``)."""
+        return self.claimed_value - self.tolerance if self.comparison == "at_least" else self.claimed_value + self.tolerance
+
     def rule(self) -> str:
         """The claim's test in words, e.g. '100k exact match >= 0.99978'."""
-        bound = self.claimed_value - self.tolerance if self.comparison == "at_least" else self.claimed_value + self.tolerance
-        return f"{self.protocol} exact match {'>=' if self.comparison == 'at_least' else '<='} {bound:.6g}"
+        return f"{self.protocol} exact match {'>=' if self.comparison == 'at_least' else '<='} {self.bound():.6g}"
 
 
 def claim_path(name: str, task: str = "addition") -> Path:

@@ -21,8 +21,8 @@ import math
 
 import pandas as pd
 
-from tune_jobs.verdicts.seeds import (INCONCLUSIVE, INTERRUPTED, MIN_SEEDS, SEED_SENSITIVE, config_groups, unfinished,
-                                     wilson_interval)
+from tune_jobs.verdicts.seeds import (INCONCLUSIVE, INTERRUPTED, MIN_SEEDS, SEED_SENSITIVE, config_groups, name_first,
+                                     outcome, unfinished, wilson_interval)
 
 SUSPECT, CONSISTENT = "SUSPECT", "CONSISTENT"
 SPREAD_TOLERANCE = 0.05
@@ -68,7 +68,7 @@ def verdict_table(trials: pd.DataFrame, min_seeds: int = MIN_SEEDS, tolerance: f
         tolerance: spread of bits per byte allowed for CONSISTENT.
 
     Returns:
-        DataFrame with config_id, verdict, seeds_run, errored, bpb_mean, bpb_std, bpb_min, bpb_max,
+        DataFrame with name (when the trials have one), config_id, verdict, seeds_run, errored, bpb_mean, bpb_std, bpb_min, bpb_max,
         bpb_spread, audit_flags, audit_reasons, collapse_rate_sampled, collapse_low, collapse_high,
         seeds, and the configuration's fields; best first.
 
@@ -98,7 +98,8 @@ def verdict_table(trials: pd.DataFrame, min_seeds: int = MIN_SEEDS, tolerance: f
     if table.empty:
         return table
     table["_order"] = table["verdict"].map({SUSPECT: 2, INCONCLUSIVE: 1, INTERRUPTED: 1}).fillna(0)
-    return table.sort_values(["_order", "bpb_mean"], na_position="last").drop(columns="_order").reset_index(drop=True)
+    table = table.sort_values(["_order", "bpb_mean"], na_position="last").drop(columns="_order")
+    return name_first(table.reset_index(drop=True))
 
 
 def summary_line(row: pd.Series) -> str:
@@ -109,8 +110,11 @@ def summary_line(row: pd.Series) -> str:
 
 
 def child_tags(row: pd.Series, trial: object) -> dict[str, str]:
-    """Tags of one trial's run from its configuration's verdict ``row``."""
-    return {"verdict": row["verdict"], "config_bpb_mean": f"{row['bpb_mean']:.4f}"}
+    """Tags of one trial's run from its configuration's verdict ``row`` and its trial-table row: the
+    verdict, the configuration's mean bits per byte, and its ``outcome``: success (finished, no audit
+    flag), suspect (an audit flag: see ``audit_reasons``), errored or interrupted."""
+    return {"verdict": row["verdict"], "config_bpb_mean": f"{row['bpb_mean']:.4f}",
+            "outcome": outcome(trial, not getattr(trial, "flags", ""), failed=SUSPECT.lower())}
 
 
 def best_config(table: pd.DataFrame) -> str:

@@ -78,8 +78,34 @@ def _format_steps(steps: Iterable[Optional[float]]) -> str:
     return ",".join("-" if s is None or (isinstance(s, float) and math.isnan(s)) else str(int(s)) for s in steps)
 
 
-BOOKKEEPING = ("error", "trial_id", "replicate", "status")
+BOOKKEEPING = ("error", "trial_id", "replicate", "status", "objective")
 """Trial-table columns that describe a trial, not its configuration (never carried into a verdict)."""
+NAME = "name"
+"""The configuration's readable name: the first column of every verdict table that has one."""
+SUCCESS, FAILED, ERRORED, INTERRUPTED_OUTCOME = "success", "failed", "errored", "interrupted"
+"""A trial's ``outcome`` tag."""
+
+
+def name_first(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``name`` column (if any) moved to the front, each name made unique: a name
+    two configurations share gets '-<config id>' appended (they differ in a field the name leaves out)."""
+    if NAME not in table.columns:
+        return table
+    names = table[NAME].astype(str)
+    repeated = names.duplicated(keep=False)
+    table = table.assign(**{NAME: [f"{n}-{c}" if r else n for n, c, r in zip(names, table["config_id"], repeated)]})
+    return table[[NAME, *(c for c in table.columns if c != NAME)]]
+
+
+def outcome(trial: Any, succeeded: bool, failed: str = FAILED) -> str:
+    """A trial's outcome from its trial-table row: 'interrupted' or 'errored' by its ``status``, else
+    'success' when ``succeeded``, else ``failed``."""
+    status = getattr(trial, "status", "finished")
+    if status == "interrupted":
+        return INTERRUPTED_OUTCOME
+    if status == "errored" or not bool(trial.finished):
+        return ERRORED
+    return SUCCESS if succeeded else failed
 
 
 def config_groups(trials: pd.DataFrame, required: Sequence[str]
@@ -126,7 +152,7 @@ def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, mi
         min_seeds: finished seeds needed for a verdict other than INCONCLUSIVE.
 
     Returns:
-        DataFrame with config_id, verdict, seeds_run, errored, successes, success_rate,
+        DataFrame with name (when the trials have one), config_id, verdict, seeds_run, errored, successes, success_rate,
         wilson_low, wilson_high, mean/min/max_best_exact_match, grokking_steps (per seed, '-' for
         none, in seed order), seeds, and the configuration's fields; best configurations first.
 
@@ -160,8 +186,8 @@ def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, mi
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    return table.sort_values(["success_rate", "mean_best_exact_match"], ascending=False,
-                             na_position="last").reset_index(drop=True)
+    return name_first(table.sort_values(["success_rate", "mean_best_exact_match"], ascending=False,
+                                        na_position="last").reset_index(drop=True))
 
 
 def summary_line(row: pd.Series) -> str:
@@ -171,10 +197,12 @@ def summary_line(row: pd.Series) -> str:
 
 
 def child_tags(row: pd.Series, trial: Any) -> dict[str, str]:
-    """Tags of one trial's run from its configuration's verdict ``row`` (``trial``: its trial-table row)."""
+    """Tags of one trial's run from its configuration's verdict ``row`` (``trial``: its trial-table row):
+    the verdict, the configuration's success rate, whether this seed succeeded, and its ``outcome``
+    (success, failed, errored or interrupted)."""
     succeeded = bool(trial.finished) and pd.notna(trial.grokking_step)
     return {"verdict": row["verdict"], "config_success_rate": f"{row['success_rate']:.4f}",
-            "seed_succeeded": str(succeeded).lower()}
+            "seed_succeeded": str(succeeded).lower(), "outcome": outcome(trial, succeeded)}
 
 
 def best_config(table: pd.DataFrame) -> str:

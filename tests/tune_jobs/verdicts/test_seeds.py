@@ -75,3 +75,11 @@ def test_verdict_table():
 def test_verdict_table_needs_its_columns():
     with pytest.raises(KeyError, match="grokking_step"):
         verdict_table(pd.DataFrame([{"config_id": "a", "seed": 0, "finished": True, "best_exact_match": 1.0}]))
+
+
+def test_names_lead_the_table_and_a_shared_name_takes_the_config_id():
+    trials = pd.DataFrame([{"name": name, "config_id": cid, "seed": 0, "finished": True, "best_exact_match": 1.0,
+                            "grokking_step": 100} for name, cid in (("d8", "a"), ("d8", "b"), ("d16", "c"))])
+    table = verdict_table(trials)
+    assert list(table.columns[:2]) == ["name", "config_id"]
+    assert dict(zip(table["config_id"], table["name"])) == {"a": "d8-a", "b": "d8-b", "c": "d16"}
