@@ -24,13 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.adamw import adamw
 
+from trainables import paths
 from trainables.addition.data import IGNORE_INDEX, PROMPT_LEN, encode, inputs_and_targets
 
 SCORED_FROM = PROMPT_LEN - 1
 """21: the first position whose target is scored (it predicts the first sum digit)."""
 COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 """Inductor's on-disk cache folder; ``use_project_compile_cache`` sets it unless the user did."""
-COMPILE_CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "inductor"
+COMPILE_CACHE_DIR = paths.cache_dir("inductor")
 """Default cache folder: ``<project>/.cache/inductor`` (absolute, so Ray workers share it)."""
 
 COMPILE_BACKEND: str | Callable[..., Any] = "inductor"

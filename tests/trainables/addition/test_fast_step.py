@@ -57,7 +57,7 @@ def test_the_restricted_forward_gives_the_full_loss_and_gradients(tie, n_layer, 
     for (name, _), got, want in zip(model.named_parameters(), restricted_grads, full_grads):
         assert want.abs().max() > 0, name  # every parameter takes part in the loss
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=name)
-    torch.testing.assert_close(model(x, 21), model(x)[:, 21:], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model(x, 21), model(x)[:, 21:], rtol=1e-4, atol=1e-5)
 
 
 def test_the_restricted_forward_computes_the_last_block_at_the_scored_positions_only():
