@@ -31,6 +31,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if "--fresh-cache" in sys.argv:  # before the trainable is imported: it keeps a cache folder set by then
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
+
+from benchmarks.step_profile import enable_kernel_events, print_profiles  # noqa: E402
 
 from trainables.addition.config import ModelConfig, TrainConfig  # noqa: E402
 from trainables.addition.data import TrainingStream  # noqa: E402
@@ -84,13 +88,9 @@ def main() -> None:
                         help="compile into an empty temporary Inductor cache (measures the cold compile)")
     parser.add_argument("--profile", action="store_true", help="print where a step's time goes in each mode")
     args = parser.parse_args()
-    if args.fresh_cache:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
     torch.set_num_threads(args.threads)
     model_config = claim_model(args.config)
     if args.profile:
-        from benchmarks.step_profile import enable_kernel_events, print_profiles
-
         enable_kernel_events()
     runners = {}
     for mode in args.modes:

@@ -33,6 +33,8 @@ COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 """Inductor's on-disk cache folder; ``use_project_compile_cache`` sets it unless the user did."""
 COMPILE_CACHE_DIR = paths.cache_dir("inductor")
 """Default cache folder: ``<project>/.cache/inductor`` (absolute, so Ray workers share it)."""
+_USER_CACHE_DIR = os.environ.get(COMPILE_CACHE_ENV)
+"""``$TORCHINDUCTOR_CACHE_DIR`` at import, before Inductor (loaded lazily, later) can write its default."""
 
 COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
 """The ``torch.compile`` backend of ``CompiledStep`` (a seam for tests that make compiling fail)."""
@@ -53,12 +55,10 @@ def scored_loss(forward: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.
 
 def use_project_compile_cache() -> Path:
     """Point Inductor's on-disk cache at ``COMPILE_CACHE_DIR`` unless the user set
-    ``$TORCHINDUCTOR_CACHE_DIR``; returns the folder in use. Inductor reads the variable at every
-    cache access, and writes its own default (a folder in /tmp) into it when it is unset, so that
-    default counts as unset here."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    if os.environ.get(COMPILE_CACHE_ENV) in (None, "", os.path.abspath(default_cache_dir())):
+    ``$TORCHINDUCTOR_CACHE_DIR`` (before this module was imported); returns the folder in use.
+    Inductor reads the variable at every cache access, and writes its own default (a folder in /tmp)
+    into it when it first loads, so the value found at import time is what tells the user's apart."""
+    if not _USER_CACHE_DIR:
         os.environ[COMPILE_CACHE_ENV] = str(COMPILE_CACHE_DIR)
     return Path(os.environ[COMPILE_CACHE_ENV])
 
