@@ -120,8 +120,9 @@ class TrainConfig:
     """(first step, min digits, max digits) phases of operand length."""
     mode: Literal["faithful", "fast"] = "faithful"
     """'faithful' follows the reference's random streams and operation order; 'fast' draws the same
-    data distribution vectorized and computes logits only at the 12 scored positions (same recipe,
-    different numbers)."""
+    data distribution vectorized, computes in the last block only what the loss at the 12 scored
+    positions needs (exact), uses foreach AdamW and clipping, and keeps the losses on the device
+    (same recipe, different numbers; deterministic for a device and thread count)."""
     stream: Literal["default", "counter"] = "default"
     """Training data source. 'default': the mode's ``torch.Generator`` stream (data.TrainingStream);
     'counter': a pure function of (seed, step, row) (counter_stream.CounterStream), the same bits on
@@ -132,7 +133,11 @@ class TrainConfig:
     device: str = "cpu"
     """Torch device for training; the model is always initialized on the CPU first."""
     compile: bool = False
-    """Wrap the training forward pass in torch.compile (faster on CPU; numerics may differ)."""
+    """torch.compile: in fast mode in one process, the whole step (batch encoding, forward, backward,
+    clipping, AdamW) as one compiled function, ~2-3x the eager fast step on CPU after a compile
+    (cached in <project>/.cache/inductor unless $TORCHINDUCTOR_CACHE_DIR is set), falling back to
+    the eager step with a warning if compiling fails; in faithful mode or data-parallel, the
+    forward pass only. Numerics differ from eager; deterministic for a device and thread count."""
 
     def __post_init__(self) -> None:
         finite_numbers(self)

@@ -77,6 +77,21 @@ def _linear(in_features: int, out_features: int, rank: int) -> nn.Module:
     return nn.Linear(in_features, out_features, bias=False)
 
 
+def _from(t: torch.Tensor, first: int) -> torch.Tensor:
+    """Positions ``first:`` of ``t`` (N, T, ...); ``t`` itself when first is 0, so that the full
+    forward's autograd graph (and so its rounding) is the one it always was."""
+    return t[:, first:] if first else t
+
+
+def _shifted_softmax(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim as ``exp(s - max) / sum(exp(s - max))``, the max a constant for
+    autograd (softmax does not depend on it). The same function as ``F.softmax``; under
+    torch.compile on CPU it becomes a faster kernel for rows of 33 masked keys, and it stays out of
+    Inductor's attention pattern (whose CPU flash-attention kernel is slower at these sizes)."""
+    weights = (scores - scores.amax(dim=-1, keepdim=True).detach()).exp()
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
 def _norm(config: ModelConfig) -> nn.Module:
     return RMSNorm(config.d_model) if config.use_rmsnorm else nn.LayerNorm(config.d_model)
 
@@ -120,47 +135,60 @@ class CausalSelfAttention(nn.Module):
         self.proj = _linear(d, d, config.attn_out_rank)
         mask = torch.tril(torch.ones(config.max_seq_len, config.max_seq_len, dtype=torch.bool))
         self.register_buffer("causal_mask", mask, persistent=False)
+        self.register_buffer("causal_bias", torch.zeros(mask.shape).masked_fill(~mask, float("-inf")),
+                             persistent=False)
 
-    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mode = self.mode
+    def _qkv(self, x: torch.Tensor, first: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Q at positions ``first:`` and K, V at every position, each (N, ·, d).
+
+        A query that has its own map is computed at those positions only; one that shares its
+        map with K (or the joint map of mode 'none') is sliced from it.
+        """
+        mode, xq = self.mode, _from(x, first)
         if mode == "none":
             q, k, v = self.qkv(x).split(x.shape[-1], dim=-1)
-            return q, k, v
+            return _from(q, first), k, v
         if mode == "all":
-            q = self.qkv_shared(x)
-            return q, q, q
+            k = self.qkv_shared(x)
+            return _from(k, first), k, k
         if mode == "qk":
-            q = self.qk_shared(x)
-            return q, q, self.v_proj(x)
+            k = self.qk_shared(x)
+            return _from(k, first), k, self.v_proj(x)
         if mode == "kv":
             k = self.kv_shared(x)
-            return self.q_proj(x), k, k
+            return self.q_proj(xq), k, k
         if mode.startswith("shareA"):
             h = x @ self.qkv_A
+            hq = _from(h, first)
             if mode == "shareA":
-                return h @ self.qkv_Bq, h @ self.qkv_Bk, h @ self.qkv_Bv
+                return hq @ self.qkv_Bq, h @ self.qkv_Bk, h @ self.qkv_Bv
             if mode == "shareA_tieKV":
                 kv = h @ self.qkv_Bkv
-                return h @ self.qkv_Bq, kv, kv
-            qk = h @ self.qkv_Bqk
-            return qk, qk, h @ self.qkv_Bv
+                return hq @ self.qkv_Bq, kv, kv
+            k = h @ self.qkv_Bqk
+            return _from(k, first), k, h @ self.qkv_Bv
         B = self.qkv_B
         if mode == "shareB":
-            return (x @ self.qkv_Aq) @ B, (x @ self.qkv_Ak) @ B, (x @ self.qkv_Av) @ B
+            return (xq @ self.qkv_Aq) @ B, (x @ self.qkv_Ak) @ B, (x @ self.qkv_Av) @ B
         if mode == "shareB_tieKV":
             kv = (x @ self.qkv_Akv) @ B
-            return (x @ self.qkv_Aq) @ B, kv, kv
-        qk = (x @ self.qkv_Aqk) @ B
-        return qk, qk, (x @ self.qkv_Av) @ B
+            return (xq @ self.qkv_Aq) @ B, kv, kv
+        k = (x @ self.qkv_Aqk) @ B
+        return _from(k, first), k, (x @ self.qkv_Av) @ B
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Attention output (N, T - first, d) at positions ``first:`` of ``x`` (N, T, d); keys and
+        values span every position, so each output is the one the full sequence gives."""
         batch, length, width = x.shape
         head_dim = width // self.n_head
-        q, k, v = (t.reshape(batch, length, self.n_head, head_dim).transpose(1, 2) for t in self._qkv(x))
+        q, k, v = (t.reshape(batch, t.shape[1], self.n_head, head_dim).transpose(1, 2) for t in self._qkv(x, first))
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
-        scores = scores.masked_fill(~self.causal_mask[:length, :length], float("-inf"))
-        y = F.softmax(scores, dim=-1) @ v
-        return self.proj(y.transpose(1, 2).reshape(batch, length, width))
+        if first:  # the same masked softmax: adding 0 or -inf masks exactly
+            y = _shifted_softmax(scores + self.causal_bias[first:length, :length]) @ v
+        else:
+            scores = scores.masked_fill(~self.causal_mask[:length, :length], float("-inf"))
+            y = F.softmax(scores, dim=-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(batch, length - first, width))
 
 
 class MLP(nn.Module):
@@ -185,8 +213,9 @@ class Block(nn.Module):
         self.ln2 = _norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Block output (N, T - first, d) at positions ``first:`` of ``x`` (N, T, d)."""
+        x = _from(x, first) + self.attn(self.ln1(x), first)
         return x + self.mlp(self.ln2(x))
 
 
@@ -220,14 +249,15 @@ class AdditionTransformer(nn.Module):
     def forward(self, idx: torch.Tensor, first_position: int = 0) -> torch.Tensor:
         """Logits (N, T - first_position, 14) for token ids ``idx`` of shape (N, T), T <= 33.
 
-        ``first_position`` > 0 skips the final norm and LM head for earlier positions (their
-        logits are not needed for the loss); the other outputs are the same up to rounding.
+        ``first_position`` > 0 computes only what the logits at positions ``first_position:`` need:
+        earlier blocks run at every position, the last block's queries, output projection, MLP and
+        norms run at the kept positions only (its keys and values at all), then the final norm and
+        LM head. This is exact: the kept logits equal the full forward's up to float32 rounding.
         """
         x = self.token_emb(idx) + self.pos_emb(self.positions[: idx.shape[1]].unsqueeze(0))
-        for block in self.blocks:
-            x = block(x)
-        if first_position:
-            x = x[:, first_position:]
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, first_position if i == last else 0)
         return self.lm_head(self.ln_f(x))
 
     def num_parameters(self) -> int:

@@ -5,7 +5,8 @@ group, linear warmup then cosine, global-norm clipping, 512 fresh examples a ste
 curriculum, greedy validation exact match every ``eval_interval`` steps and after the last one,
 the best-by-validation checkpoint kept. Evaluations follow 0-based steps that are multiples of
 ``eval_interval`` and the last step. Step order: sample batch; set lr; zero grads; forward;
-backward; clip; optimizer step.
+backward; clip; optimizer step (each mode's step: ``steps.py``). Step losses stay on the device
+and are read once per evaluation.
 
 Runs checkpoint every ``checkpoint_interval`` steps (at evaluations) into ``last.pt``: weights,
 AdamW state, the data generator's state, the loss of every step, the metric history and the best
@@ -24,15 +25,15 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from trainables.addition.checkpoint import save_checkpoint
 from trainables.addition.config import ModelConfig, TrainConfig, to_flat_dict
 from trainables.addition.counter_stream import training_stream
-from trainables.addition.data import IGNORE_INDEX, PROMPT_LEN, TrainingStream, build_holdout, encode, inputs_and_targets
+from trainables.addition.data import TrainingStream, build_holdout
 from trainables.addition.evaluate import score_pairs
 from trainables.addition.model import build_model
-from trainables.loop import Reporter, check_run_control, global_loss, shard_rows
+from trainables.addition.steps import StepRunner, make_optimizer
+from trainables.loop import Reporter, check_run_control
 from trainables.provenance import provenance
 
 
@@ -73,7 +74,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             taken: the reference's numbering, so the evaluation at step 1000 follows 1001 updates),
             ``train/loss`` (mean batch loss since the previous evaluation), ``lr``,
             ``val/exact_match``, ``val/token_accuracy``, ``val/best_exact_match``,
-            ``perf/steps_per_second``; the last call adds ``test/exact_match``. Calls that follow a
+            ``perf/steps_per_second``, the first call after a compile ``perf/compile_seconds``; the
+            last call adds ``test/exact_match``. Calls that follow a
             checkpoint pass its folder (``out_dir``), else None.
         log_every: print the batch loss every this many steps (0: never).
         max_steps: stop after this many steps of the ``train_steps`` schedule (the schedule is not
@@ -87,7 +89,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             gradients are averaged (DistributedDataParallel), and the reported loss is the global
             batch's. With equal shards this is the one-process run up to floating-point reordering.
         prepare: wraps the built model for training (e.g. ``ray.train.torch.prepare_model``); applied
-            before ``torch.compile``.
+            before ``torch.compile``. A wrapper (DistributedDataParallel) trains with the eager step.
 
     Returns:
         TrainResult with the best validation exact match, its step and the full metric history
@@ -105,40 +107,42 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     val_pairs, test_pairs = build_holdout(cfg.seed, cfg.val_size, cfg.test_size)
     holdout = set(map(tuple, torch.cat([val_pairs, test_pairs]).tolist()))
     model = build_model(model_config, cfg.seed, cfg.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg)
     stream = training_stream(cfg, holdout)
     out = Path(out_dir) if out_dir is not None else None
     meta = {"provenance": provenance(cfg.device, cfg.threads), "flat_config": to_flat_dict(model_config, cfg)}
     run = _RunState()
     if resume_from is not None:
         run = _restore(Path(resume_from) / LAST_CHECKPOINT, model, optimizer, stream, model_config, cfg)
-    forward = prepare(model) if prepare is not None else model
-    forward = torch.compile(forward) if cfg.compile else forward
+    runner = StepRunner(model, optimizer, stream, cfg, shard, prepare)
     resumed_at = run.next_step
 
-    loss_sum, loss_count, tick = 0.0, 0, time.perf_counter()
+    pending: list[torch.Tensor] = []  # this interval's losses, read from the device at its evaluation
+    tick = time.perf_counter()
     last_step = min(cfg.train_steps, max_steps or cfg.train_steps) - 1
     for step in range(run.next_step, last_step + 1):
-        loss = train_step(forward, optimizer, stream, cfg, step, shard)
-        run.trace.append(loss)
-        loss_sum += loss
-        loss_count += 1
+        pending.append(runner(step))
         if log_every and step % log_every == 0:
-            print(f"step {step} loss {loss:.6f} lr {cfg.lr_at(step):.6g}", flush=True)
+            print(f"step {step} loss {float(pending[-1]):.6f} lr {cfg.lr_at(step):.6g}", flush=True)
         if step % cfg.eval_interval and step != last_step:
             continue
+        losses = torch.stack(pending).tolist()
+        run.trace.extend(losses)
         score = score_pairs(model, val_pairs, cfg.eval_batch_size)
         now = time.perf_counter()
         metrics = {
             "step": step,
-            "train/loss": loss_sum / loss_count,
+            "train/loss": sum(losses) / len(losses),
             "lr": cfg.lr_at(step),
             "val/exact_match": score.exact_match,
             "val/token_accuracy": score.token_accuracy,
-            "perf/steps_per_second": loss_count / max(now - tick, 1e-9),
+            "perf/steps_per_second": len(losses) / max(now - tick, 1e-9),
         }
-        loss_sum, loss_count, tick = 0.0, 0, now
+        if runner.compile_seconds is not None and step + 1 - len(losses) == resumed_at:  # this call's first report
+            metrics["perf/compile_seconds"] = runner.compile_seconds
+        pending.clear()
+        tick = now
+        meta["train_step"] = runner.kind
         if score.exact_match > run.best_em:
             run.best_em, run.best_step, run.best_state = score.exact_match, step, copy.deepcopy(model.state_dict())
             if out is not None:
@@ -214,29 +218,6 @@ def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimize
                      history=list(resume["history"]), best_em=float(resume["best_exact_match"]),
                      best_step=int(resume["best_step"]),
                      best_state=None if best_state is None else {k: v.to(device) for k, v in best_state.items()})
-
-
-def train_step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
-               stream: TrainingStream, cfg: TrainConfig, step: int, shard: tuple[int, int] = (0, 1)) -> float:
-    """One optimizer step in the reference's order; returns the (global) batch's training loss.
-    With ``shard`` = (rank, world), this rank trains on its slice of the global batch."""
-    a, b = stream.sample(cfg.batch_size, *cfg.digits_at(step))
-    x, y = shard_rows(*inputs_and_targets(encode(a, b)), shard)
-    x, y = x.to(cfg.device), y.to(cfg.device)
-    lr = cfg.lr_at(step)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    if cfg.mode == "fast":  # only the 12 scored positions (prompt targets are all ignored)
-        logits, y = forward(x, PROMPT_LEN - 1), y[:, PROMPT_LEN - 1:]
-    else:
-        logits = forward(x)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
-    optimizer.step()
-    return global_loss(loss, shard[1])  # every row scores the same answer positions
 
 
 def _test_exact_match(model: torch.nn.Module, best_state: dict[str, Any] | None, test_pairs: torch.Tensor,

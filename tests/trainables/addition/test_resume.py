@@ -26,9 +26,11 @@ def _interrupt_at(step):
     return report
 
 
-@pytest.mark.parametrize("mode", ["fast", "faithful"])
-def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, mode):
-    cfg = TrainConfig(**{**TRAIN.__dict__, "mode": mode})
+@pytest.mark.parametrize("mode, compile", [("fast", False), ("faithful", False), ("fast", True)])
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, mode, compile):
+    """Fast with compile: the whole step compiled (trainables/addition/fast_step.py), compiled again
+    after the resume."""
+    cfg = TrainConfig(**{**TRAIN.__dict__, "mode": mode, "compile": compile})
     whole = train(MODEL, cfg, tmp_path / "whole", checkpoint_interval=20)
     with pytest.raises(Interrupted):  # dies after the checkpoint at step 40, before step 41
         train(MODEL, cfg, tmp_path / "cut", checkpoint_interval=20, report=_interrupt_at(40))
