@@ -4,8 +4,8 @@
     python benchmarks/seed_batching.py --ks 1,8,64,256,1024,4096,8192 --check   # both figures, one run
     python benchmarks/seed_batching.py --device cpu --ks 1,4,16 --steps 10
 
-The single-seed figure is ``train.train_step`` (the single trainer's step: batch, lr, forward at
-the 12 scored positions, backward, clip, AdamW, ``loss.item()``) with the counter stream. Each
+The single-seed figure is ``steps.StepRunner`` (the single trainer's step: batch, lr, the last block
+at the 12 scored positions, backward, clip, foreach AdamW; its loss read back) with the counter stream. Each
 stacked K is ``StackedEngine.run`` over K seeds (one CUDA graph per step on a GPU, eager on the
 CPU); seed-steps/s = K x steps/s, and the ratio is against the single figure timed in alternation
 with it (``--repeats`` rounds, medians). All runs are in the full-length curriculum phase (from step
@@ -46,7 +46,7 @@ from trainables.addition.counter_stream import training_stream  # noqa: E402
 from trainables.addition.data import build_holdout  # noqa: E402
 from trainables.addition.model import build_model  # noqa: E402
 from trainables.addition.stacked_engine import StackedEngine  # noqa: E402
-from trainables.addition.train import train_step  # noqa: E402
+from trainables.addition.steps import StepRunner, make_optimizer  # noqa: E402
 from trainables.provenance import device_name  # noqa: E402
 
 START = 7000
@@ -68,13 +68,15 @@ def _single(model_config: ModelConfig, cfg: TrainConfig, holdout: bool = True, n
         with torch.no_grad():
             for p in model.parameters():
                 p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg)
     pairs = torch.cat(build_holdout(cfg.seed, cfg.val_size, cfg.test_size)) if holdout else torch.zeros(0, 2)
     stream = training_stream(cfg, set(map(tuple, pairs.long().tolist())))
 
+    runner = StepRunner(model, optimizer, stream, cfg)
+
     def run(start: int, steps: int) -> list[float]:
         stream.generator.step = start
-        return [train_step(model, optimizer, stream, cfg, step) for step in range(start, start + steps)]
+        return [float(runner(step)) for step in range(start, start + steps)]
     return run
 
 

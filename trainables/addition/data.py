@@ -58,7 +58,8 @@ def encode(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         int64 tensor (N, 34) on their device: A (10 digits, most significant first), '+', B, '=', A+B
         (11 digits, least significant first), <EOS>.
     """
-    pow10 = pow10_on(a.device)
+    # traced by torch.compile, the copy becomes a graph constant (Dynamo does not trace lru_cache)
+    pow10 = _POW10.to(a.device) if torch.compiler.is_compiling() else pow10_on(a.device)
     a_digits = (a[:, None] // pow10[:N_DIGITS].flip(0)) % 10
     b_digits = (b[:, None] // pow10[:N_DIGITS].flip(0)) % 10
     s_digits = ((a + b)[:, None] // pow10) % 10
