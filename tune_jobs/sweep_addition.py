@@ -34,8 +34,11 @@ SECTIONS = {"model": ModelConfig, "train": TrainConfig}
 class SweepArgs(SweepSettings):
     """Budget, search and tracking settings of one addition sweep."""
 
+    num_configs: int = 4
+    """Configurations (each runs on every seed): the space's points first, then Optuna's suggestions.
+    The default space's three points and one suggestion x 3 seeds = 12 trials, an even count for 2 slots."""
     space: str = "default"
-    """Search space: a name in search_spaces/addition/ (default, smoke, lowrank, full) or a path to a .toml file."""
+    """Search space: a name in search_spaces/addition/ (default, short, smoke, lowrank, full) or a path to a .toml file."""
     set: tuple[str, ...] = ()
     """Fix or re-range fields of the space: section.field=value (a TOML value), e.g. train.lr=0.015 or
     'train.lr={loguniform=[0.005,0.03]}'; repeatable."""

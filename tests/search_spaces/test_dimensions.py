@@ -17,14 +17,20 @@ def test_shipped_spaces_are_valid(family, builders):
         assert validate(load_space(name, family), builders) > 0, name
 
 
-def test_default_space_starts_from_the_records_fast_learner():
+def test_default_space_is_the_records_configurations_on_the_records_schedule():
+    """Issue 14: d8/ff28 at lr 0.015, 512p and the positive control first, on section 4's 27k-step
+    schedule (warmup 1,350, curriculum 1-3 / 1-6 / 1-10 digits from 0 / 2,000 / 7,000, eval every 1,000)."""
     DEFAULT = load_space("default", "addition")
-    point = DEFAULT.points_to_evaluate[0]
-    assert point["model"]["d_model"] == 8 and point["model"]["d_ff"] == 28 and point["train"]["lr"] == 0.015
-    assert all(point["model"][r] == 0 for r in ("pos_rank", "qkv_rank", "attn_out_rank", "ffn_rank"))
-    assert len(DEFAULT.seeds) >= 3
-    control = DEFAULT.points_to_evaluate[1]["model"]
+    learner, lowrank, control = (point["model"] for point in DEFAULT.points_to_evaluate[:3])
+    assert (learner["d_model"], learner["d_ff"], DEFAULT.points_to_evaluate[0]["train"]["lr"]) == (8, 28, 0.015)
+    assert all(learner[r] == 0 for r in ("pos_rank", "qkv_rank", "attn_out_rank", "ffn_rank"))
+    assert (lowrank["d_model"], lowrank["d_ff"]) == (7, 14)
+    assert all(lowrank[r] == 3 for r in ("pos_rank", "qkv_rank", "attn_out_rank", "ffn_rank"))
     assert (control["d_model"], control["d_ff"]) == (16, 64)
+    assert len(DEFAULT.seeds) >= 3
+    train = DEFAULT.sections["train"]
+    assert (train["train_steps"], train["warmup_steps"], train["eval_interval"]) == (27_000, 1350, 1000)
+    assert [tuple(phase) for phase in train["curriculum"]] == [(0, 1, 3), (2000, 1, 6), (7000, 1, 10)]
 
 
 def _space(model=None, train=None, seeds=(0, 1, 2), points=()):

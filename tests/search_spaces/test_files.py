@@ -45,7 +45,7 @@ def test_a_bad_space_file_names_the_file_the_field_and_the_value(tmp_path, text,
 
 
 def test_an_unknown_space_lists_the_shipped_ones():
-    with pytest.raises(SearchSpaceError, match=r"search space 'nope' not found .*default, full, lowrank, smoke"):
+    with pytest.raises(SearchSpaceError, match=r"search space 'nope' not found .*default, full, lowrank, short, smoke"):
         load_space("nope", "addition")
 
 

@@ -34,9 +34,10 @@ from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of, see
 from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts import seeds
 
-STACKED_TRAIN = {"stream": "counter", "mode": "fast"}
+STACKED_TRAIN = {"stream": "counter", "mode": "fast", "compile": False}
 """What a stacked trial (``--seeds-per-trial K`` > 1) trains with: the one data stream that is the same
-for a seed alone or stacked (``trainables.addition.counter_stream``), which needs fast mode."""
+for a seed alone or stacked (``trainables.addition.counter_stream``), which needs fast mode; the stacked
+trainer's own step (a CUDA graph on a GPU, eager on the CPU) instead of the compiled single-seed step."""
 TIE_BREAK = 1e-3
 """Weight of the best exact match in the objective: below the 1/n step of a success rate for n <= 1000 seeds."""
 RANKS = (("pos_rank", "pos"), ("qkv_rank", "qkv"), ("attn_out_rank", "attn"), ("ffn_rank", "ffn"))

@@ -9,7 +9,7 @@ FULL_RANK = {"pos_rank": 0, "qkv_rank": 0, "attn_out_rank": 0, "ffn_rank": 0, "u
 
 
 def test_config_ids_of_the_default_sweep_are_those_recorded_before_the_redesign():
-    """README's default-sweep table (commit cc6b9ce): 28a31614 is the d16/ff64 control, 315e94a4 the record's d8/ff28."""
+    """The 10k-step default sweep (README before 2026-12-01, commit cc6b9ce; now the short space): 28a31614 is the d16/ff64 control, 315e94a4 the record's d8/ff28."""
     control = {"model": {"d_model": 16, "d_ff": 64, **FULL_RANK}, "train": {"lr": 0.01, **TRAIN}}
     learner = {"model": {"d_model": 8, "d_ff": 28, **FULL_RANK}, "train": {"lr": 0.015, **TRAIN}}
     assert config_id(control) == "28a31614" and config_id(learner) == "315e94a4"
