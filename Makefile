@@ -14,6 +14,7 @@ SEEDS ?=
 STEPS ?=
 EVAL_INTERVAL ?=
 MODE ?=
+STOP_AFTER_SUCCESS ?=
 CONCURRENCY ?=
 THREADS ?=
 GPUS ?=
@@ -82,7 +83,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sweep-addition: $(STAMP)
-	$(JOB_PY) tune_jobs.sweep_addition --space $(call q,$(SPACE)) $(SWEEP_ARGS) $(call opt,--mode,$(MODE)) $(RUN_ARGS) $(ARGS)
+	$(JOB_PY) tune_jobs.sweep_addition --space $(call q,$(SPACE)) $(SWEEP_ARGS) $(call opt,--mode,$(MODE)) \
+	  $(call opt,--stop-after-success,$(STOP_AFTER_SUCCESS)) $(RUN_ARGS) $(ARGS)
 
 sweep-addition-smoke: SPACE = smoke
 sweep-addition-smoke: CONFIGS := $(or $(CONFIGS),2)

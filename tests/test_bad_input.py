@@ -74,6 +74,7 @@ CASES = [
     (sweep_addition.main, ["--success-threshold", "1.5"], r"success_threshold has an impossible value: 1.5"),
     (sweep_addition.main, ["--success-threshold", "nan"], r"success_threshold must be a finite number, got nan"),
     (sweep_addition.main, ["--num-configs", "0"], r"num_configs has an impossible value: 0"),
+    (sweep_addition.main, ["--stop-after-success", "-1"], r"stop_after_success has an impossible value: -1"),
     (sweep_addition.main, ["--resume"], r"resume: no interrupted job 'addition-.*-\*' to restore in .*storage"),
     (sweep_addition.main, ["--storage-path", "/proc/reprotune"], r"storage_path '/proc/reprotune' is not writable"),
     (sweep_addition.main, ["--mode", "bogus"], r"invalid choice 'bogus' for argument '--mode'"),

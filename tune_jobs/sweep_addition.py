@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import pandas as pd
 
@@ -50,6 +50,13 @@ class SweepArgs(SweepSettings):
     """Override the space's trainable mode."""
     experiment: str = "addition-sweep"
     """MLflow experiment name."""
+    stop_after_success: int = 2
+    """End a seed's run once validation exact match has been at or above the success threshold at this
+    many evaluations in a row (its success cannot change any more; the lr schedule is not shortened);
+    0 trains every run to the end. A stacked trial (--seeds-per-trial > 1) trains its seeds to the end."""
+
+    def trial_run_settings(self) -> dict[str, Any]:
+        return {**super().trial_run_settings(), "stop_after_success": self.stop_after_success}
 
     def check(self) -> None:
         super().check()
@@ -57,6 +64,9 @@ class SweepArgs(SweepSettings):
             value = getattr(self, field_name)
             if value is not None and value < 1:
                 raise ConfigError(f"{field_name} has an impossible value: {value!r}")
+        if self.stop_after_success < 0:
+            raise ConfigError(f"stop_after_success has an impossible value: {self.stop_after_success!r} "
+                              "(evaluations in a row; 0 trains every run to the end)")
 
 
 def resolve_space(args: SweepArgs, space: SearchSpace | None = None) -> SearchSpace:

@@ -62,7 +62,8 @@ class TrainResult:
 def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path | None = None,
           report: Reporter | None = None, log_every: int = 0, max_steps: int | None = None,
           checkpoint_interval: int = 0, resume_from: str | Path | None = None, shard: tuple[int, int] = (0, 1),
-          prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> TrainResult:
+          prepare: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+          stop: Callable[[list[dict[str, float]]], bool] | None = None) -> TrainResult:
     """Train one addition model and evaluate it on validation as it goes.
 
     Args:
@@ -90,6 +91,11 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             batch's. With equal shards this is the one-process run up to floating-point reordering.
         prepare: wraps the built model for training (e.g. ``ray.train.torch.prepare_model``); applied
             before ``torch.compile``. A wrapper (DistributedDataParallel) trains with the eager step.
+        stop: called after every evaluation with the metric history so far (that evaluation last,
+            before its test score); True makes that evaluation the run's last: the test score, the
+            final checkpoints and the last report follow as at the schedule's last step, and the
+            schedule is not shortened (e.g. ``stop_when_solved``). A resume of a run that ended so
+            trains nothing more.
 
     Returns:
         TrainResult with the best validation exact match, its step and the full metric history
@@ -120,6 +126,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
     pending: list[torch.Tensor] = []  # this interval's losses, read from the device at its evaluation
     tick = time.perf_counter()
     last_step = min(cfg.train_steps, max_steps or cfg.train_steps) - 1
+    if stop is not None and run.history and "test/exact_match" in run.history[-1]:  # resumed from a run that ended
+        last_step = run.next_step - 1
     for step in range(run.next_step, last_step + 1):
         pending.append(runner(step))
         if log_every and step % log_every == 0:
@@ -148,7 +156,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             if out is not None:
                 save_checkpoint(out / BEST_CHECKPOINT, model, cfg, step=step, val_exact=run.best_em, **meta)
         metrics["val/best_exact_match"] = run.best_em
-        final = step == last_step
+        final = step == last_step or (stop is not None and stop([*run.history, metrics]))
         if final:
             metrics["test/exact_match"] = _test_exact_match(model, run.best_state, test_pairs, cfg)
         run.history.append(metrics)
@@ -158,10 +166,33 @@ def train(model_config: ModelConfig, train_config: TrainConfig, out_dir: str | P
             _save_resumable(out, model, optimizer, stream, cfg, run, score.exact_match, meta)
         if report is not None:
             report(metrics, out if checkpointed else None)
+        if final:
+            break
     if resume_from is not None and run.next_step == resumed_at and run.history and report is not None:
         report(run.history[-1], out)  # resumed from the final checkpoint: its result goes out again
     return TrainResult(run.best_em, run.best_step, run.history[-1].get("test/exact_match", math.nan), run.history,
                        run.trace, out)
+
+
+def stop_when_solved(threshold: float, evaluations: int) -> Callable[[list[dict[str, float]]], bool]:
+    """A ``stop`` rule for ``train``: end the run once validation exact match has been at or above
+    ``threshold`` at the last ``evaluations`` evaluations in a row. The best checkpoint is then at or
+    above the threshold, so a success judged by best validation exact match cannot change any more;
+    what the rest of the schedule could still change is the best value above the threshold and the
+    test score of the best checkpoint.
+
+    Raises:
+        ValueError: ``evaluations`` < 1 or ``threshold`` outside (0, 1].
+    """
+    if not isinstance(evaluations, int) or evaluations < 1:
+        raise ValueError(f"evaluations must be an integer >= 1, got {evaluations!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+
+    def solved(history: list[dict[str, float]]) -> bool:
+        recent = history[-evaluations:]
+        return len(recent) == evaluations and all(m["val/exact_match"] >= threshold for m in recent)
+    return solved
 
 
 @dataclass

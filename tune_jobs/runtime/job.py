@@ -214,7 +214,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, job: st
         configs = settings.num_configs
     with open_job(settings, trial, job, prefix, space_params(space, configs), {"space": space.name},
                   label=space.name, resolved=space_values(space)) as run:
-        run_space = param_space(space, {"success_threshold": settings.success_threshold}, searched=not grid)
+        run_space = param_space(space, settings.trial_run_settings(), searched=not grid)
         _, trials = run.fit(trial, run_space, searcher, configs * len(searcher.groups))
         table = trial.verdict_table(trials, settings)
         run.log_verdicts(trial, table, trials, sweep_intro(job, space, configs, run.name))

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 from trainables.checks import finite_numbers, require
 from trainables.paths import PROJECT_ROOT
@@ -124,6 +124,10 @@ class SweepSettings(RunSettings):
     grid: bool = False
     """Run every combination of the space's choices (each once per seed) instead of Optuna's
     suggestions; num_configs is then ignored."""
+
+    def trial_run_settings(self) -> dict[str, Any]:
+        """The ``run`` section every trial of the sweep gets (how it runs, not what it is)."""
+        return {"success_threshold": self.success_threshold}
 
     def check(self) -> None:
         super().check()

@@ -7,7 +7,9 @@ validation exact match at or above the run setting ``success_threshold``), the O
 last.pt); a retried or restored trial continues from its latest checkpoint, bit-identical to a run
 never stopped, and reports ``resumed_from_step``. When the run settings name a ``protocol`` (100k,
 adderboard, validation), the last report adds ``protocol/exact_match``: the best checkpoint's score
-on it. ``max_steps`` stops the run early on its full schedule. The verdict is the seed rule
+on it. ``max_steps`` stops the run early on its full schedule, and ``stop_after_success`` N ends a
+single-seed run once validation exact match has been at or above ``success_threshold`` at N
+evaluations in a row (``train.stop_when_solved``). The verdict is the seed rule
 (``verdicts.seeds``).
 """
 
@@ -24,7 +26,7 @@ from trainables.addition.evaluate import PROTOCOLS
 from trainables.addition.model import count_parameters
 from trainables.addition.stacked import DIVERGED_KEY, train_stacked
 from trainables.addition.stacked_checkpoint import STACKED_CHECKPOINT
-from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, train
+from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, stop_when_solved, train
 from trainables.provenance import provenance
 from tune_jobs.runtime.ray_session import node_tags
 from tune_jobs.runtime.replicates import is_stacked
@@ -81,9 +83,13 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
         resumed_at = context.restore_latest(out_dir, LAST_CHECKPOINT)
         if resumed_at is not None:
             constant["resumed_from_step"] = resumed_at
+        evaluations = int(run.get("stop_after_success", 0))
+        stop = stop_when_solved(float(run.get("success_threshold", seeds.SUCCESS_THRESHOLD)), evaluations) \
+            if evaluations else None
         train(model_config, train_config, out_dir, report, max_steps=run.get("max_steps"),
               checkpoint_interval=checkpoint_interval(config, train_config.eval_interval),
-              resume_from=None if resumed_at is None else out_dir, shard=context.shard, prepare=context.prepare)
+              resume_from=None if resumed_at is None else out_dir, shard=context.shard, prepare=context.prepare,
+              stop=stop)
 
 
 def stacked_body(config: dict[str, Any], context: TrialContext) -> None:

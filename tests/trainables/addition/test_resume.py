@@ -96,3 +96,35 @@ def test_the_command_line_checkpoints_and_resumes(tmp_path, capsys):
     assert "--resume needs --out-dir" in capsys.readouterr().err
     assert main([*argv[:-1], "15"]) == 2
     assert "multiple of eval_interval" in capsys.readouterr().err
+
+
+def test_a_stop_rule_ends_the_run_at_that_evaluation_and_its_resume_trains_nothing_more(tmp_path):
+    """``stop``: the evaluation it accepts is the run's last (test score, last.pt at that step, the
+    schedule unchanged), the trace up to it is the unstopped run's, and a resume of it trains nothing."""
+    whole = train(MODEL, TRAIN, tmp_path / "whole")
+    at_30 = lambda history: history[-1]["step"] >= 30  # noqa: E731
+    stopped = train(MODEL, TRAIN, tmp_path / "stop", stop=at_30)
+    assert [m["step"] for m in stopped.history] == [0, 10, 20, 30]
+    assert "test/exact_match" in stopped.history[-1] and "test/exact_match" not in stopped.history[-2]
+    assert stopped.loss_trace == whole.loss_trace[:31]
+    assert _without_timing(stopped.history[:-1]) == _without_timing(whole.history[:3])
+    assert stopped.history[-1]["lr"] == TRAIN.lr_at(30)  # the 60-step cosine, not one over 31 steps
+    assert torch.load(tmp_path / "stop" / "last.pt", weights_only=True)["step"] == 30
+    calls = []
+    again = train(MODEL, TRAIN, tmp_path / "stop", resume_from=tmp_path / "stop", stop=at_30,
+                  report=lambda metrics, folder: calls.append(metrics["step"]))
+    assert calls == [30] and again.loss_trace == stopped.loss_trace  # the final result goes out again, nothing trained
+
+
+def test_stop_when_solved_needs_the_threshold_at_that_many_evaluations_in_a_row():
+    from trainables.addition.train import stop_when_solved
+
+    rule = stop_when_solved(0.99, 2)
+    history = [{"val/exact_match": v} for v in (0.0, 0.995, 0.98, 0.99)]
+    assert [rule(history[:n]) for n in range(1, 5)] == [False, False, False, False]
+    assert rule([*history, {"val/exact_match": 1.0}])
+    assert stop_when_solved(0.5, 1)([{"val/exact_match": 0.5}])
+    for threshold, evaluations, message in ((0.99, 0, "evaluations must be an integer >= 1, got 0"),
+                                            (1.5, 2, r"threshold must be in \(0, 1\], got 1.5")):
+        with pytest.raises(ValueError, match=message):
+            stop_when_solved(threshold, evaluations)
