@@ -53,6 +53,8 @@ class Job:
     """Trials that could run at once (CPU cores / threads per trial, or GPUs / GPUs per trial)."""
     trial_seconds: float = 0.0
     """The trials' own time (Tune's ``time_total_s``), summed."""
+    drain_seconds: float = 0.0
+    """Slot-seconds idle after the last trial started, while the last trials finished (``drain_idle_seconds``)."""
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Every reported value of the trial's ``curve`` metric, after ``fit`` (``runtime.results.curve_table``)."""
 
@@ -65,6 +67,7 @@ class Job:
                                          tracker=self.tracker, run_name=run_name or trial.run_name)
         self.run_ids, self.failures = callback.runs, callback.failures
         self.trial_seconds += sum(float((result.metrics or {}).get("time_total_s", 0.0)) for result in grid)
+        self.drain_seconds += drain_idle_seconds(trial_intervals(grid), self.slots)
         self.interrupted = callback.interrupted(trial_id_of(result) for result in grid)
         self.tracker.log_new_params(self.tracker.parent_run_id, {"job.concurrent_trials": self.slots})
         if trial.log_outputs is not None:
@@ -114,6 +117,39 @@ class Job:
         capacity = self.seconds() * self.slots
         return 1.0 - self.trial_seconds / capacity if capacity > 0 else float("nan")
 
+    def drain_share(self) -> float:
+        """The part of ``overhead_share`` that is slots left idle at the end: no trial was left to start
+        while the last ones finished (NaN before a fit)."""
+        capacity = self.seconds() * self.slots
+        return self.drain_seconds / capacity if capacity > 0 else float("nan")
+
+
+def trial_intervals(grid: Any) -> list[tuple[float, float]]:
+    """(start, end) in Unix seconds of each trial of a Tune ResultGrid that reported: its last report's
+    ``timestamp`` as the end, that minus its ``time_total_s`` as the start."""
+    out = []
+    for result in grid:
+        metrics = result.metrics or {}
+        end, total = metrics.get("timestamp"), metrics.get("time_total_s")
+        if isinstance(end, (int, float)) and isinstance(total, (int, float)):
+            out.append((float(end) - float(total), float(end)))
+    return out
+
+
+def drain_idle_seconds(intervals: Sequence[tuple[float, float]], slots: int) -> float:
+    """Slot-seconds no trial used between the last trial's start and the last trial's end: the cost of
+    trials of unequal length on ``slots`` slots, which no scheduling of the remaining work can fill.
+
+    Args:
+        intervals: (start, end) seconds of each trial.
+        slots: trials that could run at once.
+    """
+    if not intervals or slots < 1:
+        return 0.0
+    first, last = max(start for start, _ in intervals), max(end for _, end in intervals)
+    used = sum(max(0.0, min(end, last) - max(start, first)) for start, end in intervals)
+    return max(0.0, slots * (last - first) - used)
+
 
 @contextmanager
 def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params: Mapping[str, Any],
@@ -138,7 +174,8 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
         yield job
         tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
                                                     "perf/trial_seconds": job.trial_seconds,
-                                                    "perf/overhead_share": job.overhead_share()})
+                                                    "perf/overhead_share": job.overhead_share(),
+                                                    "perf/drain_share": job.drain_share()})
 
 
 def run_params(settings: RunSettings, name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
@@ -252,6 +289,6 @@ def print_footer(job: Job, study: str | None = None) -> None:
           f"{tracker.client.tracking_uri}; MLflow calls that failed: {job.failures}")
     print(f"Wall time {job.seconds() / 60:.1f} min on {job.slots} trial slot(s); the trials' own time "
           f"{job.trial_seconds / 60:.1f} min; Ray, MLflow and idle slots: {100 * job.overhead_share():.1f}% "
-          f"of the capacity")
+          f"of the capacity, of which slots idle while the last trials finished {100 * job.drain_share():.1f}%")
     if study:
         print(f"Optuna: study {job.name} in {study} (make optuna-dashboard)")
