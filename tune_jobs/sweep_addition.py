@@ -56,7 +56,8 @@ class SweepArgs(SweepSettings):
     0 trains every run to the end. A stacked trial (--seeds-per-trial > 1) trains its seeds to the end."""
 
     def trial_run_settings(self) -> dict[str, Any]:
-        return {**super().trial_run_settings(), "stop_after_success": self.stop_after_success}
+        stop = self.stop_after_success if self.seeds_per_trial == 1 else 0  # a stacked trial trains to the end
+        return {**super().trial_run_settings(), "stop_after_success": stop}
 
     def check(self) -> None:
         super().check()

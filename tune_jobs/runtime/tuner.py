@@ -29,6 +29,12 @@ from tune_jobs.runtime.storage import check_shared_storage, check_writable
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.trial_config import RUN
 
+KEEP_CHECKPOINTS = 5
+"""Checkpoints Tune keeps per trial. The experiment state that ``--resume`` restores names one of them and
+is saved only every so often: with 2 kept, a driver killed on a loaded box (2 cores, three jobs) restored
+a state whose checkpoint the trial had already deleted ("does not exist on storage anymore"), and the
+trial failed on every retry. A checkpoint of the addition models is about 70 KB."""
+
 
 def job_name(settings: RunSettings, prefix: str) -> str:
     """The Tune experiment (and parent run) name: ``settings.name``; with ``resume`` and no name, the
@@ -127,7 +133,7 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
                                         trial_dirname_creator=lambda t: t.trial_id),
             run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[callback], verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)),
         )
     grid = tuner.fit()
     callback.reconcile(grid)
