@@ -21,6 +21,7 @@ from ray import tune
 from ray.train.torch import TorchTrainer, get_device, prepare_model
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from tune_jobs.runtime.storage import KEEP_CHECKPOINTS
 from tune_jobs.runtime.trial import Trial, TrialContext
 from tune_jobs.runtime.trial_config import run_settings
 
@@ -43,7 +44,8 @@ def data_parallel(trial: Trial) -> Callable[[dict[str, Any]], None]:
                                                    resources_per_worker=resources),
             run_config=ray.train.RunConfig(
                 name=f"train-{tune.get_context().get_trial_id()}", storage_path=spec["storage"],
-                callbacks=[TuneReportCallback()], checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                callbacks=[TuneReportCallback()],
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),
                 failure_config=ray.train.FailureConfig(max_failures=int(spec.get("max_failures", 0)))),
         )
         trainer.fit()

@@ -25,15 +25,9 @@ from tune_jobs.runtime.ray_session import start_ray, trial_resources
 from tune_jobs.runtime.ray_train import RAY_TRAIN, data_parallel
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.settings import RunSettings, is_uri
-from tune_jobs.runtime.storage import check_shared_storage, check_writable
+from tune_jobs.runtime.storage import KEEP_CHECKPOINTS, check_shared_storage, check_writable
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.trial_config import RUN
-
-KEEP_CHECKPOINTS = 5
-"""Checkpoints Tune keeps per trial. The experiment state that ``--resume`` restores names one of them and
-is saved only every so often: with 2 kept, a driver killed on a loaded box (2 cores, three jobs) restored
-a state whose checkpoint the trial had already deleted ("does not exist on storage anymore"), and the
-trial failed on every retry. A checkpoint of the addition models is about 70 KB."""
 
 
 def job_name(settings: RunSettings, prefix: str) -> str:
