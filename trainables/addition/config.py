@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from trainables.checks import ConfigError, finite_numbers, known_fields
 from trainables.checks import require as _require
@@ -102,6 +102,10 @@ class TrainConfig:
     """Peak learning rate of AdamW."""
     weight_decay: float = 0.01
     """AdamW weight decay, applied to every parameter (one group)."""
+    adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.999)
+    """AdamW's (beta1, beta2), the reference's (section 4); a constant of the recipe, not a field."""
+    adam_eps: ClassVar[float] = 1e-8
+    """AdamW's eps, the reference's (section 4)."""
     warmup_steps: int = 1350
     """Linear warmup lr*(s+1)/warmup_steps for s < warmup_steps."""
     min_lr_ratio: float = 0.1

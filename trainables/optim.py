@@ -1,0 +1,52 @@
+"""The optimizer pieces every training loop here shares: AdamW's construction and gradient clipping.
+
+One place for what the single-seed, stacked and language-model loops would otherwise each spell:
+AdamW built from a recipe's fields (``lr``, ``weight_decay`` and the class constants ``adam_betas``,
+``adam_eps`` of its ``TrainConfig``), and the clip rule of ``torch.nn.utils.clip_grad_norm_``
+(coefficient max_norm / (total norm + 1e-6), at most 1). No Ray, no MLflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+import torch
+
+CLIP_EPS = 1e-6
+"""``torch.nn.utils.clip_grad_norm_``'s: the coefficient is max_norm / (norm + 1e-6), clamped at 1."""
+
+
+class AdamRecipe(Protocol):
+    """The fields of a ``TrainConfig`` that AdamW reads."""
+
+    lr: float
+    weight_decay: float
+    adam_betas: tuple[float, float]
+    adam_eps: float
+
+
+def adamw(params: Iterable[Any], recipe: AdamRecipe, **kernel: Any) -> torch.optim.AdamW:
+    """``torch.optim.AdamW`` over ``params`` (tensors or parameter groups) with the recipe's lr,
+    weight decay, betas and eps (Loshchilov & Hutter 2019, as implemented by PyTorch).
+
+    ``kernel`` passes PyTorch's implementation switches (``foreach``, ``capturable``) and an ``lr``
+    that overrides the recipe's (a device tensor, for a CUDA-graph step).
+    """
+    options = {"lr": recipe.lr, **kernel}
+    return torch.optim.AdamW(params, betas=recipe.adam_betas, eps=recipe.adam_eps,
+                             weight_decay=recipe.weight_decay, **options)
+
+
+def clip_coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """The factor ``clip_grad_norm_`` scales gradients by: ``max_norm / (norm + 1e-6)``, at most 1.
+
+    ``norm``: a 0-dim total norm, or (K,) per-seed norms (one coefficient each).
+    """
+    return (max_norm / (norm + CLIP_EPS)).clamp(max=1.0)
+
+
+def clip_gradients(params: Iterable[torch.Tensor], max_norm: float, foreach: bool | None = None) -> None:
+    """Scale the gradients of ``params`` in place to a global norm of at most ``max_norm`` (0: no
+    clipping) with ``torch.nn.utils.clip_grad_norm_`` (``foreach``: its multi-tensor kernels)."""
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
