@@ -1,13 +1,16 @@
-"""The optimizer pieces every training loop here shares: AdamW's construction and gradient clipping.
+"""The optimizer pieces every training loop here shares: AdamW's construction, the learning-rate
+schedules and gradient clipping.
 
 One place for what the single-seed, stacked and language-model loops would otherwise each spell:
 AdamW built from a recipe's fields (``lr``, ``weight_decay`` and the class constants ``adam_betas``,
-``adam_eps`` of its ``TrainConfig``), and the clip rule of ``torch.nn.utils.clip_grad_norm_``
-(coefficient max_norm / (total norm + 1e-6), at most 1). No Ray, no MLflow.
+``adam_eps`` of its ``TrainConfig``), the schedules behind each ``TrainConfig.lr_at``, and the clip
+rule of ``torch.nn.utils.clip_grad_norm_`` (coefficient max_norm / (total norm + 1e-6), at most 1).
+No Ray, no MLflow.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Protocol
 
 import torch
@@ -35,6 +38,39 @@ def adamw(params: Iterable[Any], recipe: AdamRecipe, **kernel: Any) -> torch.opt
     options = {"lr": recipe.lr, **kernel}
     return torch.optim.AdamW(params, betas=recipe.adam_betas, eps=recipe.adam_eps,
                              weight_decay=recipe.weight_decay, **options)
+
+
+def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:
+    """Linear warmup: ``lr * (step + 1) / warmup_steps`` at 0-based ``step`` < ``warmup_steps``."""
+    return lr * (step + 1) / warmup_steps
+
+
+def reference_cosine_lr(step: int, lr: float, warmup_steps: int, train_steps: int, min_lr_ratio: float) -> float:
+    """The addition record's schedule (``shared/reference/addition.md`` section 4) at 0-based ``step``:
+    linear warmup, then cosine from ``lr`` to ``min_lr_ratio * lr`` over steps ``warmup_steps ..
+    train_steps`` (reached at ``train_steps``, held after), in the reference's arithmetic."""
+    if step < warmup_steps:
+        return warmup_lr(step, lr, warmup_steps)
+    if step >= train_steps:
+        return lr * min_lr_ratio
+    progress = (step - warmup_steps) / max(1, train_steps - warmup_steps)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    min_lr = lr * min_lr_ratio
+    return min_lr + (lr - min_lr) * cosine
+
+
+def warmup_decay_lr(step: int, lr: float, warmup_steps: int, train_steps: int, min_lr_ratio: float,
+                    shape: str) -> float:
+    """The language-model schedule at 0-based ``step``: linear warmup, then ``shape`` ('cosine',
+    'linear' or 'constant') from ``lr`` down to ``min_lr_ratio * lr`` at the last step
+    (``train_steps - 1``; 'constant': ``lr`` throughout)."""
+    if step < warmup_steps:
+        return warmup_lr(step, lr, warmup_steps)
+    if shape == "constant":
+        return lr
+    progress = min(1.0, (step - warmup_steps) / max(1, train_steps - 1 - warmup_steps))
+    factor = 0.5 * (1 + math.cos(math.pi * progress)) if shape == "cosine" else 1 - progress
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * factor)
 
 
 def clip_coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:

@@ -20,6 +20,7 @@ from trainables.checks import fraction as _fraction
 from trainables.checks import positive_ints as _positive
 from trainables.checks import require as _require
 from trainables.lm.audit_config import AuditConfig
+from trainables.optim import warmup_decay_lr
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,6 @@ class TrainConfig:
     """Final learning rate as a share of lr."""
     weight_decay: float = 0.1
     """AdamW decoupled weight decay on 2-D weights (not on norms, biases or position table)."""
-    adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.95)
-    """AdamW's (beta1, beta2); a constant of the recipe, not a field."""
-    adam_eps: ClassVar[float] = 1e-8
-    """AdamW's eps."""
     grad_clip: float = 1.0
     """Global gradient-norm clip; 0 disables."""
     eval_interval: int = 100
@@ -102,6 +99,11 @@ class TrainConfig:
     device: str = "cpu"
     """Torch device."""
 
+    adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.95)
+    """AdamW's (beta1, beta2); a constant of the recipe, not a field."""
+    adam_eps: ClassVar[float] = 1e-8
+    """AdamW's eps."""
+
     def __post_init__(self) -> None:
         finite_numbers(self)
         _positive(self, "train_steps", "batch_size", "eval_interval", "eval_bytes", "eval_pieces", "threads")
@@ -116,14 +118,9 @@ class TrainConfig:
         _require(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip!r}")
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of 0-based ``step``: linear warmup, then the schedule down to min_lr_ratio*lr."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if self.schedule == "constant":
-            return self.lr
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.train_steps - 1 - self.warmup_steps))
-        shape = 0.5 * (1 + math.cos(math.pi * progress)) if self.schedule == "cosine" else 1 - progress
-        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * shape)
+        """Learning rate of 0-based ``step``: linear warmup, then the schedule down to min_lr_ratio*lr
+        (``optim.warmup_decay_lr``)."""
+        return warmup_decay_lr(step, self.lr, self.warmup_steps, self.train_steps, self.min_lr_ratio, self.schedule)
 
 
 @dataclass(frozen=True)
