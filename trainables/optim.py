@@ -40,6 +40,13 @@ def adamw(params: Iterable[Any], recipe: AdamRecipe, **kernel: Any) -> torch.opt
                              weight_decay=recipe.weight_decay, **options)
 
 
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate to ``lr`` (a step's value from ``lr_at``), before
+    the step's forward pass as the reference orders it (``shared/reference/addition.md`` section 4)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:
     """Linear warmup: ``lr * (step + 1) / warmup_steps`` at 0-based ``step`` < ``warmup_steps``."""
     return lr * (step + 1) / warmup_steps

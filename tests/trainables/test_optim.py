@@ -6,7 +6,7 @@ import torch
 
 from trainables.addition.config import TrainConfig as AdditionTrain
 from trainables.lm.config import TrainConfig as LMTrain
-from trainables.optim import adamw, clip_coefficient, clip_gradients
+from trainables.optim import adamw, clip_coefficient, clip_gradients, set_lr
 
 
 @pytest.mark.parametrize("recipe, betas", [(AdditionTrain(lr=0.03, weight_decay=0.02), (0.9, 0.999)),
@@ -52,3 +52,10 @@ def test_clipping_at_zero_leaves_gradients_alone():
     assert torch.equal(p.grad, torch.full((3,), 100.0))
     clip_gradients([p], 1.0)
     assert torch.linalg.vector_norm(p.grad) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_set_lr_sets_every_group():
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
+    optimizer = adamw([{"params": params[:1]}, {"params": params[1:], "weight_decay": 0.0}], LMTrain())
+    set_lr(optimizer, 0.125)
+    assert [group["lr"] for group in optimizer.param_groups] == [0.125, 0.125]

@@ -18,7 +18,7 @@ from trainables.addition.counter_stream import HoldoutTable, draw_operands, seed
 from trainables.addition.data import PROMPT_LEN, build_holdout, encode
 from trainables.addition.evaluate import Score
 from trainables.addition.stacked_model import Layout, seed_losses, stack_models, stacked_scores
-from trainables.optim import adamw, clip_coefficient
+from trainables.optim import adamw, clip_coefficient, set_lr
 
 GRAPH_WARMUP_STEPS = 3
 """Eager steps run (then undone) on a side stream before capture, as torch.cuda.graph requires."""
@@ -118,8 +118,7 @@ class StackedEngine:
                 self._replay()
                 continue
             if not self.sync_free:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.cfg.lr_at(step)
+                set_lr(self.optimizer, self.cfg.lr_at(step))
             self.optimizer.zero_grad(set_to_none=True)
             self._body()
         self.next_step = stop

@@ -21,7 +21,7 @@ from trainables.addition.data import TrainingStream, encode, inputs_and_targets
 from trainables.addition.compiled_step import CompiledStep
 from trainables.addition.losses import full_loss, scored_loss
 from trainables.loop import global_loss, shard_rows
-from trainables.optim import adamw, clip_gradients
+from trainables.optim import adamw, clip_gradients, set_lr
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -90,8 +90,7 @@ def eager_update(forward: Callable[..., torch.Tensor], optimizer: torch.optim.Op
     phases are labelled for ``torch.profiler`` (forward, backward, optimizer)."""
     x, y = shard_rows(*inputs_and_targets(encode(a, b)), shard)
     x, y = x.to(cfg.device), y.to(cfg.device)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    set_lr(optimizer, lr)
     optimizer.zero_grad(set_to_none=True)
     with record_function("forward"):
         loss = (scored_loss if cfg.mode == "fast" else full_loss)(forward, x, y)

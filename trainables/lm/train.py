@@ -48,7 +48,7 @@ from trainables.lm.evaluate import score_ids
 from trainables.lm.final_checks import final_checks
 from trainables.lm.model import CausalLM, build_model
 from trainables.loop import Reporter, check_run_control, global_loss, resumed_at_end, shard_rows
-from trainables.optim import adamw, clip_gradients
+from trainables.optim import adamw, clip_gradients, set_lr
 
 __all__ = ["LMResult", "MODEL_FILE", "train"]
 
@@ -227,8 +227,7 @@ def _train_step(forward: Callable[[torch.Tensor], torch.Tensor], model: CausalLM
     """One optimizer step through ``forward`` (the model, or its DDP wrapper); returns the global
     batch's loss. With ``shard`` = (rank, world), this rank trains on its slice of the global batch."""
     x, y = shard_rows(*_batch(data.train_ids, run, generator), shard)
-    for group in optimizer.param_groups:
-        group["lr"] = run.train.lr_at(step)
+    set_lr(optimizer, run.train.lr_at(step))
     optimizer.zero_grad(set_to_none=True)
     logits = forward(x)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
