@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.addition.config import ModelConfig
 from trainables.addition.data import IGNORE_INDEX, encode, inputs_and_targets
-from trainables.addition.fast_step import scored_loss
+from trainables.addition.losses import scored_loss
 from trainables.addition.model import build_model
 from trainables.addition.steps import StepRunner
 

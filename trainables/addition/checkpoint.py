@@ -25,6 +25,10 @@ REFERENCE_CHECKPOINTS = {
     "512p": "best_512params.pt",
 }
 """Published checkpoints (reference section 7) by short name -> file name."""
+BEST_CHECKPOINT = "best.pt"
+"""A run's best-by-validation weights, in its output folder (a stacked run's: in each seed's folder)."""
+LAST_CHECKPOINT = "last.pt"
+"""A run's resumable checkpoint (``save_resumable``), beside ``best.pt``."""
 REFERENCE_DIR_ENV = "REPROTUNE_REFERENCE_DIR"
 """Environment variable naming the folder that holds ``checkpoints/``; default ``../shared/reference``."""
 
@@ -73,10 +77,32 @@ def save_checkpoint(path: str | Path, model: AdditionTransformer, train_config: 
         "params": model.num_parameters(),
         **extra,
     }
+    return write_atomically(payload, path)
+
+
+def write_atomically(payload: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` ``payload`` to ``path`` through a temporary file beside it, so that a reader
+    (or a run killed mid-write) never sees half a checkpoint; returns the path."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def save_resumable(path: Path, model: AdditionTransformer, train_config: TrainConfig, *, step: int,
+                   val_exact: float, optimizer_state: dict[str, Any], data_generator_state: torch.Tensor,
+                   trace: list[float], history: list[dict[str, float]], best_exact_match: float, best_step: int,
+                   best_state: dict[str, torch.Tensor] | None, **extra: Any) -> Path:
+    """``last.pt``: ``save_checkpoint``'s format plus what a resumed ``train`` needs: the AdamW state,
+    the data generator's state, the float32 ``loss_trace`` of every step and a ``resume`` entry (the
+    float64 trace, the metric history, the best exact match, its step and weights)."""
+    return save_checkpoint(path, model, train_config, step=step, val_exact=val_exact, optimizer_state=optimizer_state,
+                           data_generator_state=data_generator_state,
+                           loss_trace=torch.tensor(trace, dtype=torch.float32),
+                           resume={"loss_trace_float64": torch.tensor(trace, dtype=torch.float64),
+                                   "history": history, "best_exact_match": best_exact_match,
+                                   "best_step": best_step, "best_state": best_state},
+                           **extra)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:

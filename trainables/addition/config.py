@@ -9,12 +9,12 @@ directly. Both dataclasses are frozen and reject contradictions on construction.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from trainables.checks import ConfigError, finite_numbers, known_fields
 from trainables.checks import require as _require
+from trainables.optim import reference_cosine_lr
 
 VOCAB_SIZE = 14
 """Digits 0-9, '+', '=', <PAD>, <EOS> (reference section 1)."""
@@ -139,6 +139,11 @@ class TrainConfig:
     the eager step with a warning if compiling fails; in faithful mode or data-parallel, the
     forward pass only. Numerics differ from eager; deterministic for a device and thread count."""
 
+    adam_betas: ClassVar[tuple[float, float]] = (0.9, 0.999)
+    """AdamW's (beta1, beta2), the reference's (section 4); a constant of the recipe, not a field."""
+    adam_eps: ClassVar[float] = 1e-8
+    """AdamW's eps, the reference's (section 4)."""
+
     def __post_init__(self) -> None:
         finite_numbers(self)
         if isinstance(self.curriculum, list):  # from JSON / MLflow params
@@ -171,15 +176,9 @@ class TrainConfig:
         return lo, hi
 
     def lr_at(self, step: int) -> float:
-        """Learning rate set before 0-based ``step``: linear warmup, then cosine to min_lr_ratio*lr."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if step >= self.train_steps:
-            return self.lr * self.min_lr_ratio
-        progress = (step - self.warmup_steps) / max(1, self.train_steps - self.warmup_steps)
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        min_lr = self.lr * self.min_lr_ratio
-        return min_lr + (self.lr - min_lr) * cosine
+        """Learning rate set before 0-based ``step``: linear warmup, then cosine to min_lr_ratio*lr
+        (``optim.reference_cosine_lr``)."""
+        return reference_cosine_lr(step, self.lr, self.warmup_steps, self.train_steps, self.min_lr_ratio)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

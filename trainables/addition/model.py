@@ -17,9 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.addition.config import ModelConfig
+from trainables.addition.ties import TIES, Step, factor_shape, query_start
 
 INIT_STD = 0.02
 """Std of the re-initialization pass and of the low-rank position factors (reference section 3)."""
+LAYER_NORM_EPS = 1e-5
+"""eps of LayerNorm (``nn.LayerNorm``'s default, as the reference's)."""
+RMS_NORM_EPS = 1e-8
+"""eps of RMSNorm (reference section 2)."""
 
 
 def _normal_parameter(rows: int, cols: int, std: float) -> nn.Parameter:
@@ -59,16 +64,28 @@ class LowRankEmbedding(nn.Module):
         return F.embedding(idx, self.A) @ self.B
 
 
-class RMSNorm(nn.Module):
-    """``x / sqrt(mean(x^2, last dim) + eps) * weight``, weight only (reference section 2)."""
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = RMS_NORM_EPS) -> torch.Tensor:
+    """``x / sqrt(mean(x^2, last dim) + eps) * weight`` (reference section 2); ``weight`` broadcasts
+    against ``x`` (d,) or, stacked, (K, 1, d)."""
+    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
-    def __init__(self, dim: int, eps: float = 1e-8) -> None:
+
+def masked_softmax(scores: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim of ``scores`` with the positions where ``future`` is True set to
+    -inf first (causal attention: a query sees no later key)."""
+    return F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+
+
+class RMSNorm(nn.Module):
+    """``rms_norm`` with a learned weight only (reference section 2)."""
+
+    def __init__(self, dim: int, eps: float = RMS_NORM_EPS) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+        return rms_norm(x, self.weight, self.eps)
 
 
 def _linear(in_features: int, out_features: int, rank: int) -> nn.Module:
@@ -93,45 +110,24 @@ def _shifted_softmax(scores: torch.Tensor) -> torch.Tensor:
 
 
 def _norm(config: ModelConfig) -> nn.Module:
-    return RMSNorm(config.d_model) if config.use_rmsnorm else nn.LayerNorm(config.d_model)
-
-
-# Low-rank factors of the share* tie modes, in the reference's creation (and RNG draw) order:
-# A factors before B factors. "A" factors are (d, r), "B" factors (r, d). Names are the
-# reference's state-dict names.
-_SHARED_FACTORS: dict[str, tuple[str, ...]] = {
-    "shareA": ("qkv_A", "qkv_Bq", "qkv_Bk", "qkv_Bv"),
-    "shareA_tieKV": ("qkv_A", "qkv_Bq", "qkv_Bkv"),
-    "shareA_tieQK": ("qkv_A", "qkv_Bqk", "qkv_Bv"),
-    "shareB": ("qkv_Aq", "qkv_Ak", "qkv_Av", "qkv_B"),
-    "shareB_tieKV": ("qkv_Aq", "qkv_Akv", "qkv_B"),
-    "shareB_tieQK": ("qkv_Aqk", "qkv_Av", "qkv_B"),
-}
-# Dense (full or low-rank) maps of the other modes, each d -> width * d, in creation order, with
-# the reference's module names.
-_DENSE_MAPS: dict[str, tuple[tuple[str, int], ...]] = {
-    "none": (("qkv", 3),),
-    "all": (("qkv_shared", 1),),
-    "qk": (("qk_shared", 1), ("v_proj", 1)),
-    "kv": (("q_proj", 1), ("kv_shared", 1)),
-}
+    return RMSNorm(config.d_model) if config.use_rmsnorm else nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS)
 
 
 class CausalSelfAttention(nn.Module):
-    """Causal softmax attention scaled by 1/sqrt(head_dim), with the record's Q/K/V tie modes."""
+    """Causal softmax attention scaled by 1/sqrt(head_dim), with the record's Q/K/V tie modes
+    (``ties.TIES``: the maps and each projection's path through them)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         d, r = config.d_model, config.qkv_rank
         self.n_head = config.n_head
         self.mode = config.tie_qkv
-        if self.mode in _DENSE_MAPS:
-            for name, width in _DENSE_MAPS[self.mode]:
-                self.add_module(name, _linear(d, width * d, r))
-        else:
-            for name in _SHARED_FACTORS[self.mode]:
-                shape = (d, r) if name.startswith("qkv_A") else (r, d)
-                self.register_parameter(name, _normal_parameter(*shape, _factor_std(*shape)))
+        self.tie = TIES[self.mode]
+        for name, width in self.tie.dense:
+            self.add_module(name, _linear(d, width * d, r))
+        for name in self.tie.factors:
+            shape = factor_shape(name, d, r)
+            self.register_parameter(name, _normal_parameter(*shape, _factor_std(*shape)))
         self.proj = _linear(d, d, config.attn_out_rank)
         mask = torch.tril(torch.ones(config.max_seq_len, config.max_seq_len, dtype=torch.bool))
         self.register_buffer("causal_mask", mask, persistent=False)
@@ -141,40 +137,39 @@ class CausalSelfAttention(nn.Module):
     def _qkv(self, x: torch.Tensor, first: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Q at positions ``first:`` and K, V at every position, each (N, ·, d).
 
-        A query that has its own map is computed at those positions only; one that shares its
-        map with K (or the joint map of mode 'none') is sliced from it.
+        A map shared by several projections (a tied one, the joint map of mode 'none', a shared
+        factor) is computed once. Q is cut to positions ``first:`` as early as it can be: after the
+        maps it shares with K, or at its input when it shares none (``ties.query_start``).
         """
-        mode, xq = self.mode, _from(x, first)
-        if mode == "none":
-            q, k, v = self.qkv(x).split(x.shape[-1], dim=-1)
-            return _from(q, first), k, v
-        if mode == "all":
-            k = self.qkv_shared(x)
-            return _from(k, first), k, k
-        if mode == "qk":
-            k = self.qk_shared(x)
-            return _from(k, first), k, self.v_proj(x)
-        if mode == "kv":
-            k = self.kv_shared(x)
-            return self.q_proj(xq), k, k
-        if mode.startswith("shareA"):
-            h = x @ self.qkv_A
-            hq = _from(h, first)
-            if mode == "shareA":
-                return hq @ self.qkv_Bq, h @ self.qkv_Bk, h @ self.qkv_Bv
-            if mode == "shareA_tieKV":
-                kv = h @ self.qkv_Bkv
-                return hq @ self.qkv_Bq, kv, kv
-            k = h @ self.qkv_Bqk
-            return _from(k, first), k, h @ self.qkv_Bv
-        B = self.qkv_B
-        if mode == "shareB":
-            return (xq @ self.qkv_Aq) @ B, (x @ self.qkv_Ak) @ B, (x @ self.qkv_Av) @ B
-        if mode == "shareB_tieKV":
-            kv = (x @ self.qkv_Akv) @ B
-            return (xq @ self.qkv_Aq) @ B, kv, kv
-        k = (x @ self.qkv_Aqk) @ B
-        return _from(k, first), k, (x @ self.qkv_Av) @ B
+        tie, done, joint = self.tie, {(): x}, {}
+        start = query_start(tie)
+        if start == len(tie.q):
+            k = self._full(tie.k, done, joint)
+            q = _from(self._full(tie.q, done, joint), first)
+        else:
+            q = _from(self._full(tie.q[:start], done, joint), first)
+            for step in tie.q[start:]:
+                q = self._map(step, q, joint)
+            k = self._full(tie.k, done, joint)
+        return q, k, self._full(tie.v, done, joint)
+
+    def _full(self, path: tuple[Step, ...], done: dict, joint: dict) -> torch.Tensor:
+        """``path`` applied at every position, reusing (and recording in ``done``) its computed prefixes."""
+        for n in range(1, len(path) + 1):
+            if path[:n] not in done:
+                done[path[:n]] = self._map(path[n - 1], done[path[:n - 1]], joint)
+        return done[path]
+
+    def _map(self, step: Step, h: torch.Tensor, joint: dict) -> torch.Tensor:
+        """One map of a path applied to ``h``: a module, a bare factor, or a chunk of a joint map
+        (whose output is computed and split once, kept in ``joint``)."""
+        name, chunk = step
+        if chunk is not None:
+            if name not in joint:
+                joint[name] = getattr(self, name)(h).split(h.shape[-1], dim=-1)
+            return joint[name][chunk]
+        target = getattr(self, name)
+        return target(h) if isinstance(target, nn.Module) else h @ target
 
     def forward(self, x: torch.Tensor, first: int = 0) -> torch.Tensor:
         """Attention output (N, T - first, d) at positions ``first:`` of ``x`` (N, T, d); keys and
@@ -186,8 +181,7 @@ class CausalSelfAttention(nn.Module):
         if first:  # the same masked softmax: adding 0 or -inf masks exactly
             y = _shifted_softmax(scores + self.causal_bias[first:length, :length]) @ v
         else:
-            scores = scores.masked_fill(~self.causal_mask[:length, :length], float("-inf"))
-            y = F.softmax(scores, dim=-1) @ v
+            y = masked_softmax(scores, ~self.causal_mask[:length, :length]) @ v
         return self.proj(y.transpose(1, 2).reshape(batch, length - first, width))
 
 

@@ -24,7 +24,7 @@ from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.stacked_checkpoint import SeedCheckpoints, SeedState, load_stacked, save_stacked, seed_folder
 from trainables.addition.stacked_engine import StackedEngine
 from trainables.addition.train import TrainResult
-from trainables.loop import check_run_control
+from trainables.loop import check_run_control, resumed_at_end
 
 SeedReporter = Callable[[int, dict[str, float], Optional[Path]], None]
 """``report(seed_index, metrics, checkpoint_folder)``: ``train``'s Reporter with the seed's index
@@ -58,9 +58,8 @@ def train_stacked(model_config: ModelConfig, train_config: TrainConfig, seeds: S
     """Train one model per seed, stacked, evaluating each on its own validation set as it goes.
 
     Args:
-        model_config: the architecture, shared by all seeds.
-        train_config: the recipe, thread count and device; needs ``stream='counter'`` (hence mode
-            'fast') and ``compile=False``. Its ``seed`` is replaced by each of ``seeds``.
+        model_config, train_config: the architecture; the recipe, thread count and device (needs
+            ``stream='counter'``, hence mode 'fast', and ``compile=False``; ``seed`` replaced by each seed).
         seeds: K distinct seeds >= 0; seed i is reported as index i.
         out_dir: the run's folder: ``stacked_last.pt`` (resumable) and ``seed_<seed>/best.pt`` and
             ``last.pt`` per seed, in the single-model format of ``train``'s (readable by
@@ -99,23 +98,30 @@ def train_stacked(model_config: ModelConfig, train_config: TrainConfig, seeds: S
     resumed_at, tick = engine.next_step, time.perf_counter()
     while engine.next_step <= last_step:
         step = min(last_step, -(-engine.next_step // cfg.eval_interval) * cfg.eval_interval)
-        losses = engine.run(step + 1)
-        _record_losses(states, losses, step + 1 - losses.shape[0], engine.diverged_step.cpu().tolist())
-        now = time.perf_counter()
-        rate, tick = losses.shape[0] / max(now - tick, 1e-9), now
-        folders = _evaluate(engine, states, writer, step, step == last_step, rate,
-                            bool(checkpoint_interval) and step % checkpoint_interval == 0)
-        entries = [(i, states[i].history[-1], folder) for i, folder in enumerate(folders) if folder is not False]
-        for i, _, _ in entries:
-            states[i].finished = step == last_step or states[i].diverged_step is not None
-        saved = out is not None and (step == last_step or any(folders))
+        entries, tick = _train_interval(engine, states, writer, step, last_step, checkpoint_interval, tick)
+        saved = out is not None and (step == last_step or any(folder for _, _, folder in entries))
         if saved:
             save_stacked(out, model_config, cfg, seeds, engine.state_dict(), states)
         _publish(report, report_evaluation, step, entries, out if saved else None)
-    if resume_from is not None and engine.next_step == resumed_at:  # resumed from the end: results go out again
+    if resumed_at_end(resume_from, resumed_at, engine.next_step):
         entries = [(i, state.history[-1], seed_folder(out, seeds[i]) if out else None) for i, state in enumerate(states)]
         _publish(report, report_evaluation, max(e[1]["step"] for e in entries), entries, out)
     return [_seed_run(seed, state, seed_folder(out, seed) if out else None) for seed, state in zip(seeds, states)]
+
+
+def _train_interval(engine: StackedEngine, states: list[SeedState], writer: SeedCheckpoints | None, step: int,
+                    last_step: int, checkpoint_interval: int, tick: float) -> tuple[list[Entry], float]:
+    """Train up to ``step`` (an evaluation), record losses, evaluate and checkpoint every running seed;
+    returns the entries to report and the time the interval ended."""
+    losses = engine.run(step + 1)
+    _record_losses(states, losses, step + 1 - losses.shape[0], engine.diverged_step.cpu().tolist())
+    now = time.perf_counter()
+    folders = _evaluate(engine, states, writer, step, step == last_step, losses.shape[0] / max(now - tick, 1e-9),
+                        bool(checkpoint_interval) and step % checkpoint_interval == 0)
+    entries = [(i, states[i].history[-1], folder) for i, folder in enumerate(folders) if folder is not False]
+    for i, _, _ in entries:
+        states[i].finished = step == last_step or states[i].diverged_step is not None
+    return entries, now
 
 
 def _publish(report: SeedReporter | None, report_evaluation: EvaluationReporter | None, step: int,

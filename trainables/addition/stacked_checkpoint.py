@@ -6,16 +6,18 @@ sliced out in the single-model format (``checkpoint.save_checkpoint``), so that
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from trainables.addition.checkpoint import save_checkpoint
+from trainables.addition.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, save_checkpoint, save_resumable
+from trainables.addition.checkpoint import write_atomically
 from trainables.addition.config import ModelConfig, TrainConfig, to_flat_dict
 from trainables.addition.stacked_model import Layout, load_row, template_model
+from trainables.loop import load_resumable
+from trainables.optim import adamw
 from trainables.provenance import provenance
 
 STACKED_CHECKPOINT = "stacked_last.pt"
@@ -52,15 +54,13 @@ class SeedCheckpoints:
         self.configs, self.out = configs, out
         self.model = template_model(model_config)
         self.offsets = Layout.of(model_config).offsets
-        single = torch.optim.AdamW(self.model.parameters(), lr=configs[0].lr, betas=(0.9, 0.999), eps=1e-8,
-                                   weight_decay=configs[0].weight_decay)
-        self.param_groups = single.state_dict()["param_groups"]
+        self.param_groups = adamw(self.model.parameters(), configs[0]).state_dict()["param_groups"]
         meta = provenance(configs[0].device, configs[0].threads)
         self.meta = [{"provenance": meta, "flat_config": to_flat_dict(model_config, cfg)} for cfg in configs]
 
     def save_best(self, i: int, row: torch.Tensor, step: int, val_exact: float) -> None:
         cfg = self.configs[i]
-        save_checkpoint(seed_folder(self.out, cfg.seed) / "best.pt", load_row(self.model, row), cfg, step=step,
+        save_checkpoint(seed_folder(self.out, cfg.seed) / BEST_CHECKPOINT, load_row(self.model, row), cfg, step=step,
                         val_exact=val_exact, **self.meta[i])
 
     def save_last(self, i: int, row: torch.Tensor, adam: dict[str, torch.Tensor], seed: SeedState,
@@ -74,14 +74,11 @@ class SeedCheckpoints:
         groups = [{**group, "lr": cfg.lr_at(step)} for group in self.param_groups]
         best = None if seed.best_row is None else _state_of(self.model, seed.best_row)
         model = load_row(self.model, row)
-        save_checkpoint(seed_folder(self.out, cfg.seed) / "last.pt", model, cfg, step=step, val_exact=val_exact,
-                        optimizer_state={"state": state, "param_groups": groups},
-                        data_generator_state=torch.tensor([step + 1], dtype=torch.int64),
-                        loss_trace=torch.tensor(seed.trace, dtype=torch.float32),
-                        resume={"loss_trace_float64": torch.tensor(seed.trace, dtype=torch.float64),
-                                "history": seed.history, "best_exact_match": seed.best_em,
-                                "best_step": seed.best_step, "best_state": best},
-                        stacked=stacked, **self.meta[i])
+        save_resumable(seed_folder(self.out, cfg.seed) / LAST_CHECKPOINT, model, cfg, step=step, val_exact=val_exact,
+                       optimizer_state={"state": state, "param_groups": groups},
+                       data_generator_state=torch.tensor([step + 1], dtype=torch.int64), trace=seed.trace,
+                       history=seed.history, best_exact_match=seed.best_em, best_step=seed.best_step,
+                       best_state=best, stacked=stacked, **self.meta[i])
 
 
 def _state_of(model: torch.nn.Module, row: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -102,10 +99,13 @@ def save_stacked(out: Path, model_config: ModelConfig, train_config: TrainConfig
                "model_config": dataclasses.asdict(model_config), "train_config": _comparable(train_config),
                "seeds": list(seeds), "engine": engine_state, "seeds_state": [dataclasses.asdict(s) for s in states]}
     out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomically(payload, path)
+
+
+def _flat(model_config: dict[str, Any], train_config: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The resume check's flat view: ``model.<name>``, ``train.<name>`` (no seed) and ``seeds``."""
+    return {**{f"model.{k}": v for k, v in model_config.items()},
+            **{f"train.{k}": v for k, v in train_config.items()}, "seeds": seeds}
 
 
 def load_stacked(folder: Path, model_config: ModelConfig, train_config: TrainConfig, seeds: tuple[int, ...]
@@ -116,15 +116,8 @@ def load_stacked(folder: Path, model_config: ModelConfig, train_config: TrainCon
         FileNotFoundError: no stacked checkpoint there.
         ValueError: it was written for other configs or seeds (the message names the differences).
     """
-    path = folder / STACKED_CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"resume_from: no stacked checkpoint at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    now = {**{f"model.{k}": v for k, v in dataclasses.asdict(model_config).items()},
-           **{f"train.{k}": v for k, v in _comparable(train_config).items()}, "seeds": list(seeds)}
-    saved = {**{f"model.{k}": v for k, v in payload["model_config"].items()},
-             **{f"train.{k}": v for k, v in payload["train_config"].items()}, "seeds": payload["seeds"]}
-    diff = {k: (saved.get(k), now.get(k)) for k in sorted(set(now) | set(saved)) if saved.get(k) != now.get(k)}
-    if diff:
-        raise ValueError(f"resume_from: {path} was written for other configs or seeds (saved, now): {diff}")
+    now = _flat(dataclasses.asdict(model_config), _comparable(train_config), list(seeds))
+    payload = load_resumable(folder / STACKED_CHECKPOINT, now,
+                             lambda saved: _flat(saved["model_config"], saved["train_config"], saved["seeds"]),
+                             state_key="engine", what="configs or seeds")
     return payload["engine"], [SeedState(**s) for s in payload["seeds_state"]]

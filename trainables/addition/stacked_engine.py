@@ -18,9 +18,8 @@ from trainables.addition.counter_stream import HoldoutTable, draw_operands, seed
 from trainables.addition.data import PROMPT_LEN, build_holdout, encode
 from trainables.addition.evaluate import Score
 from trainables.addition.stacked_model import Layout, seed_losses, stack_models, stacked_scores
+from trainables.optim import adamw, clip_coefficient, set_lr
 
-CLIP_EPS = 1e-6
-"""torch.nn.utils.clip_grad_norm_'s: coefficient max_norm / (norm + 1e-6), clamped at 1."""
 GRAPH_WARMUP_STEPS = 3
 """Eager steps run (then undone) on a side stream before capture, as torch.cuda.graph requires."""
 
@@ -56,9 +55,8 @@ class StackedEngine:
         self.sync_free = self.step_mode != "eager"
         capturable = self.sync_free and self.device.type == "cuda"
         self.lr = torch.tensor(cfg.lr, device=self.device) if self.sync_free else cfg.lr
-        self.optimizer = torch.optim.AdamW([self.flat], lr=self.lr, betas=(0.9, 0.999), eps=1e-8,
-                                           weight_decay=cfg.weight_decay, capturable=capturable,
-                                           foreach=True if capturable else None)
+        self.optimizer = adamw([self.flat], cfg, lr=self.lr, capturable=capturable,
+                               foreach=True if capturable else None)
         steps = range(cfg.train_steps)
         self.lr_table = torch.tensor([cfg.lr_at(s) for s in steps], dtype=torch.float32, device=self.device)
         self.digits = torch.tensor([cfg.digits_at(s) for s in steps], dtype=torch.int64, device=self.device)
@@ -90,7 +88,7 @@ class StackedEngine:
         self.diverged_step.copy_(torch.where(self.alive & ~finite, step, self.diverged_step))
         self.alive.logical_and_(finite)
         if cfg.grad_clip > 0:
-            grad.mul_((cfg.grad_clip / (norms + CLIP_EPS)).clamp(max=1.0)[:, None])
+            grad.mul_(clip_coefficient(norms, cfg.grad_clip)[:, None])
         if self.sync_free:
             self.lr.copy_(self.lr_table.index_select(0, step)[0])
         before = self.flat.detach().clone()
@@ -120,8 +118,7 @@ class StackedEngine:
                 self._replay()
                 continue
             if not self.sync_free:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.cfg.lr_at(step)
+                set_lr(self.optimizer, self.cfg.lr_at(step))
             self.optimizer.zero_grad(set_to_none=True)
             self._body()
         self.next_step = stop

@@ -6,7 +6,8 @@ seed's weights are exactly one row, gradients never mix across rows, and per-see
 masking and AdamW are single operations over rows. The forward (``stacked_logits``) reads each
 parameter as a (K, ...) view of ``flat`` and batches every matrix product over seeds with
 ``torch.bmm``; it is ``AdditionTransformer.forward`` for each seed up to float32 rounding, for every
-``ModelConfig`` (ranks, the ten tie modes, RMSNorm, several layers and heads). Only what the loss
+``ModelConfig`` (ranks, the ten tie modes of ``ties.TIES``, RMSNorm, several layers and heads), with
+the model's norm and softmax (``model.rms_norm``, ``model.masked_softmax``). Only what the loss
 needs is computed: the last block evaluates queries, attention output, MLP and norms at the asked
 positions only (keys and values at all positions; earlier blocks everywhere).
 """
@@ -25,12 +26,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from trainables.addition.config import ModelConfig
 from trainables.addition.data import MAX_CONTEXT, PROMPT_LEN, SUM_DIGITS, encode
 from trainables.addition.evaluate import Score
-from trainables.addition.model import _DENSE_MAPS, _SHARED_FACTORS, AdditionTransformer, build_model
-
-LAYER_NORM_EPS = 1e-5
-"""nn.LayerNorm's default, as the single model uses it."""
-RMS_NORM_EPS = 1e-8
-"""model.RMSNorm's default."""
+from trainables.addition.model import LAYER_NORM_EPS, AdditionTransformer, build_model, masked_softmax, rms_norm
+from trainables.addition.ties import TIES
 
 Step = tuple[str, bool, "int | None"]
 """One matrix of a linear path: (parameter name, use its transpose, output chunk of width d_model or None)."""
@@ -97,21 +94,18 @@ def _dense(p: dict[str, torch.Tensor], prefix: str, chunk: int | None = None) ->
 
 
 def qkv_paths(config: ModelConfig, p: dict[str, torch.Tensor], prefix: str) -> dict[str, tuple[Step, ...]]:
-    """Linear path to each of 'q', 'k', 'v' from a block's normed input, read off the model's tie
-    tables (model._DENSE_MAPS, model._SHARED_FACTORS): tied projections get the same path."""
+    """Linear path to each of 'q', 'k', 'v' from a block's normed input, read off the tie table
+    (``ties.TIES``): tied projections get the same path."""
+    tie = TIES[config.tie_qkv]
     paths: dict[str, tuple[Step, ...]] = {}
-    mode = config.tie_qkv
-    if mode in _DENSE_MAPS:
-        for name, width in _DENSE_MAPS[mode]:  # e.g. ("qkv", 3): chunks q, k, v; ("kv_shared", 1): k = v
-            for i, role in enumerate(name.split("_")[0]):
-                paths[role] = _dense(p, f"{prefix}.{name}", i if width > 1 else None)
-        return paths
-    factors = _SHARED_FACTORS[mode]
-    shared = next(name for name in factors if name in ("qkv_A", "qkv_B"))
-    for name in factors:
-        for role in name[len(shared):]:  # "qkv_Bkv" -> k, v
-            own, common = (f"{prefix}.{name}", False, None), (f"{prefix}.{shared}", False, None)
-            paths[role] = (common, own) if shared == "qkv_A" else (own, common)
+    for role, path in tie.paths().items():
+        steps: list[Step] = []
+        for name, chunk in path:
+            if name in tie.factors:
+                steps.append((f"{prefix}.{name}", False, None))
+            else:
+                steps.extend(_dense(p, f"{prefix}.{name}", chunk))
+        paths[role] = tuple(steps)
     return paths
 
 
@@ -148,7 +142,7 @@ def _qkv(config: ModelConfig, p: dict[str, torch.Tensor], prefix: str, h: torch.
 def _norm(config: ModelConfig, p: dict[str, torch.Tensor], name: str, x: torch.Tensor) -> torch.Tensor:
     weight = p[f"{name}.weight"][:, None, :]
     if config.use_rmsnorm:
-        return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + RMS_NORM_EPS) * weight
+        return rms_norm(x, weight)
     return F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS) * weight + p[f"{name}.bias"][:, None, :]
 
 
@@ -167,8 +161,8 @@ def _attention(config: ModelConfig, p: dict[str, torch.Tensor], prefix: str, h: 
     q = q.view(k_seeds, batch, length - first, heads, head_dim).transpose(2, 3)
     k, v = (t.view(k_seeds, batch, length, heads, head_dim).transpose(2, 3) for t in (k, v))
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
-    scores = scores.masked_fill(_future_on(h.device)[first:length, :length], float("-inf"))
-    y = (F.softmax(scores, dim=-1) @ v).transpose(2, 3).reshape(k_seeds, -1, d)
+    weights = masked_softmax(scores, _future_on(h.device)[first:length, :length])
+    y = (weights @ v).transpose(2, 3).reshape(k_seeds, -1, d)
     return _bmm_path(p, _dense(p, f"{prefix}.proj"), y, d)
 
 

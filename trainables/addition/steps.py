@@ -14,20 +14,20 @@ import time
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import record_function
 
 from trainables.addition.config import TrainConfig
-from trainables.addition.data import IGNORE_INDEX, TrainingStream, encode, inputs_and_targets
-from trainables.addition.fast_step import CompiledStep, scored_loss
+from trainables.addition.data import TrainingStream, encode, inputs_and_targets
+from trainables.addition.compiled_step import CompiledStep
+from trainables.addition.losses import full_loss, scored_loss
 from trainables.loop import global_loss, shard_rows
+from trainables.optim import adamw, clip_gradients, set_lr
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW on one group (reference section 4); the multi-tensor (foreach) kernels in fast mode, the
     default per-tensor loop in faithful mode."""
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                             weight_decay=cfg.weight_decay, foreach=True if cfg.mode == "fast" else None)
+    return adamw(model.parameters(), cfg, foreach=True if cfg.mode == "fast" else None)
 
 
 class StepRunner:
@@ -90,21 +90,15 @@ def eager_update(forward: Callable[..., torch.Tensor], optimizer: torch.optim.Op
     phases are labelled for ``torch.profiler`` (forward, backward, optimizer)."""
     x, y = shard_rows(*inputs_and_targets(encode(a, b)), shard)
     x, y = x.to(cfg.device), y.to(cfg.device)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    set_lr(optimizer, lr)
     optimizer.zero_grad(set_to_none=True)
     with record_function("forward"):
-        if cfg.mode == "fast":
-            loss = scored_loss(forward, x, y)
-        else:
-            logits = forward(x)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX)
+        loss = (scored_loss if cfg.mode == "fast" else full_loss)(forward, x, y)
     with record_function("backward"):
         loss.backward()
     with record_function("optimizer"):
-        if cfg.grad_clip > 0:
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True if cfg.mode == "fast" else None)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        clip_gradients(params, cfg.grad_clip, foreach=True if cfg.mode == "fast" else None)
         optimizer.step()
     if shard[1] == 1:
         return loss.detach()

@@ -40,7 +40,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from trainables.lm.config import AuditConfig
+from trainables.lm.audit_config import AuditConfig
 
 FLAGS = ("causal_leak", "split_overlap", "val_better_than_train", "perplexity_near_one", "collapsed_generation",
          "gates_linear", "gates_dead", "gates_saturated", "component_unused")

@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.addition import fast_step
+from trainables.addition import compiled_step
 from trainables.addition.checkpoint import load_checkpoint
 from trainables.addition.config import TIE_MODES, ModelConfig, TrainConfig
 from trainables.addition.data import IGNORE_INDEX, TrainingStream, encode, inputs_and_targets
-from trainables.addition.fast_step import CompiledStep, adamw_state, scored_loss
+from trainables.addition.compiled_step import CompiledStep, adamw_state
+from trainables.addition.losses import scored_loss
 from trainables.addition.model import build_model
 from trainables.addition.steps import eager_update, make_optimizer
 from trainables.addition.train import train
@@ -115,7 +116,7 @@ def test_a_compile_failure_warns_and_trains_with_the_eager_step(monkeypatch, tmp
     def no_compiler(graph, example_inputs):
         raise torch._inductor.exc.InvalidCxxCompiler()
 
-    monkeypatch.setattr(fast_step, "COMPILE_BACKEND", no_compiler)
+    monkeypatch.setattr(compiled_step, "COMPILE_BACKEND", no_compiler)
     calls = []
     with pytest.warns(RuntimeWarning, match=r"compile of the training step failed \(InvalidCxxCompiler: No working "
                                             r"C\+\+ compiler.*training with the eager step instead"):

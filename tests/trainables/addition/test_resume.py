@@ -28,7 +28,7 @@ def _interrupt_at(step):
 
 @pytest.mark.parametrize("mode, compile", [("fast", False), ("faithful", False), ("fast", True)])
 def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, mode, compile):
-    """Fast with compile: the whole step compiled (trainables/addition/fast_step.py), compiled again
+    """Fast with compile: the whole step compiled (trainables/addition/compiled_step.py), compiled again
     after the resume."""
     cfg = TrainConfig(**{**TRAIN.__dict__, "mode": mode, "compile": compile})
     whole = train(MODEL, cfg, tmp_path / "whole", checkpoint_interval=20)

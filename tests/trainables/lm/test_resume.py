@@ -66,7 +66,7 @@ def test_without_restoring_the_global_rng_dropout_would_diverge(tmp_path, data, 
     with pytest.raises(Interrupted):
         train(RUN, tmp_path, _interrupt_at(8), data=data, checkpoint_interval=8)
     import trainables.lm.train as lm_train
-    monkeypatch.setattr(lm_train, "_set_rng_state", lambda resume, device: None)
+    monkeypatch.setattr(lm_train, "set_rng_state", lambda resume, device: None)
     resumed = train(RUN, tmp_path, data=data, resume_from=tmp_path)
     assert [m["train/loss"] for m in resumed.history[:3]] == [m["train/loss"] for m in whole.history[:3]]
     assert [m["train/loss"] for m in resumed.history[3:]] != [m["train/loss"] for m in whole.history[3:]]

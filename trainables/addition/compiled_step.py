@@ -1,66 +1,33 @@
-"""Fast mode's training step: only what the loss needs, and optionally the whole step compiled.
+"""Fast mode's whole training step as one ``torch.compile``d function, with an eager fallback.
 
-The loss scores the 12 answer positions only (reference section 1), so ``scored_loss`` runs the
-model with ``first_position`` = 21: the last block computes its queries, output projection, MLP
-and norms at those 12 of 33 positions (keys and values at all), which is exact. ``CompiledStep``
-makes one ``torch.compile``d function of a whole step (encoding the batch, forward, backward,
-gradient clipping and AdamW), reading the learning rate from a tensor and leaving the loss on the
-device; the AdamW state lives in the ``torch.optim.AdamW`` object in its own format, so
-checkpoints and resumes do not depend on how the step ran. If compiling fails (no C++ compiler,
-say) it warns and the eager step trains instead.
+``CompiledStep`` makes one compiled function of a whole step (encoding the batch, the scored-
+positions forward (``losses.scored_loss``), backward, gradient clipping and AdamW), reading the
+learning rate from a tensor and leaving the loss on the device; the AdamW state lives in the
+``torch.optim.AdamW`` object in its own format, so checkpoints and resumes do not depend on how the
+step ran. If compiling fails (no C++ compiler, say) it warns and the eager step trains instead.
+Inductor's cache folder: ``trainables.compile_cache``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import types
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.adamw import adamw
 
-from trainables import paths
-from trainables.addition.data import IGNORE_INDEX, PROMPT_LEN, encode, inputs_and_targets
-
-SCORED_FROM = PROMPT_LEN - 1
-"""21: the first position whose target is scored (it predicts the first sum digit)."""
-COMPILE_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
-"""Inductor's on-disk cache folder; ``use_project_compile_cache`` sets it unless the user did."""
-COMPILE_CACHE_DIR = paths.cache_dir("inductor")
-"""Default cache folder: ``<project>/.cache/inductor`` (absolute, so Ray workers share it)."""
-_USER_CACHE_DIR = os.environ.get(COMPILE_CACHE_ENV)
-"""``$TORCHINDUCTOR_CACHE_DIR`` at import, before Inductor (loaded lazily, later) can write its default."""
+from trainables.addition.data import encode, inputs_and_targets
+from trainables.addition.losses import scored_loss
+from trainables.compile_cache import use_project_compile_cache
+from trainables.optim import clip_coefficient
 
 COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
 """The ``torch.compile`` backend of ``CompiledStep`` (a seam for tests that make compiling fail)."""
 EagerStep = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 """(a, b, lr) -> the batch's loss: the step a ``CompiledStep`` falls back to."""
-
-
-def scored_loss(forward: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the scored positions of inputs ``x`` and targets ``y`` (N, 33) each.
-
-    ``forward(x, 21)`` must give the logits (N, 12, 14) at positions 21-32 (``AdditionTransformer``
-    or a wrapper of it); targets before 21 are all ignored, so this equals the full-sequence loss.
-    """
-    logits = forward(x, SCORED_FROM)
-    targets = y[:, SCORED_FROM:]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
-
-
-def use_project_compile_cache() -> Path:
-    """Point Inductor's on-disk cache at ``COMPILE_CACHE_DIR`` unless the user set
-    ``$TORCHINDUCTOR_CACHE_DIR`` (before this module was imported); returns the folder in use.
-    Inductor reads the variable at every cache access, and writes its own default (a folder in /tmp)
-    into it when it first loads, so the value found at import time is what tells the user's apart."""
-    if not _USER_CACHE_DIR:
-        os.environ[COMPILE_CACHE_ENV] = str(COMPILE_CACHE_DIR)
-    return Path(os.environ[COMPILE_CACHE_ENV])
 
 
 def adamw_state(optimizer: torch.optim.AdamW) -> tuple[list[torch.Tensor], ...]:
@@ -86,7 +53,7 @@ def _whole_step(model: nn.Module, state: tuple[list[torch.Tensor], ...], a: torc
     """Encode operands ``a``, ``b`` (N,), take one clipped AdamW step; returns the loss (detached).
 
     ``hyper`` is (grad_clip, weight_decay, beta1, beta2, eps); a grad_clip of 0 disables clipping,
-    which otherwise follows ``clip_grad_norm_`` (coefficient max_norm / (norm + 1e-6), at most 1).
+    which otherwise follows ``clip_grad_norm_`` (``optim.clip_coefficient``).
     """
     params, exp_avgs, exp_avg_sqs, steps = state
     grad_clip, weight_decay, beta1, beta2, eps = hyper
@@ -95,7 +62,7 @@ def _whole_step(model: nn.Module, state: tuple[list[torch.Tensor], ...], a: torc
     grads = list(torch.autograd.grad(loss, params))
     with torch.no_grad():
         if grad_clip > 0:
-            coef = torch.clamp(grad_clip / (torch.nn.utils.get_total_norm(grads) + 1e-6), max=1.0)
+            coef = clip_coefficient(torch.nn.utils.get_total_norm(grads), grad_clip)
             grads = [g * coef for g in grads]
         adamw(params, grads, exp_avgs, exp_avg_sqs, [], steps, foreach=False, amsgrad=False, beta1=beta1,
               beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=False)
