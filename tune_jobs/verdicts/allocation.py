@@ -77,6 +77,7 @@ class SeedAllocation:
     def __init__(self, design: SequentialDesign) -> None:
         self.design = design
         self._configs: dict[str, _Seeds] = {}
+        self._intervals: dict[tuple[bool, ...], tuple[float, float]] = {}
 
     def add(self, config_id: str) -> None:
         """Register a configuration (racing compares registered ones; order breaks ties)."""
@@ -137,10 +138,15 @@ class SeedAllocation:
         if not ids:
             return []
         prefixes = [self._configs[i].prefix() for i in ids]
-        intervals = [self.design.interval(p) for p in prefixes]
+        intervals = [self._interval(tuple(p)) for p in prefixes]
         dominators = dominated_by([low for low, _ in intervals], [high for _, high in intervals])
         return [self._decision(i, p, interval, ids[d] if d >= 0 else None)
                 for i, p, interval, d in zip(ids, prefixes, intervals, dominators.tolist())]
+
+    def _interval(self, prefix: tuple[bool, ...]) -> tuple[float, float]:
+        if prefix not in self._intervals:
+            self._intervals[prefix] = self.design.interval(prefix)
+        return self._intervals[prefix]
 
     def decision(self, config_id: str) -> SeedDecision:
         """One configuration's decision (racing against all registered ones).

@@ -25,8 +25,15 @@ failure_bar, SEED-SENSITIVE when failure_bar < low and high < reliable_bar; othe
 (OPEN), and UNDECIDED once ``max_seeds`` seeds ran. Racing: a configuration whose high is below the best
 configuration's low (the highest low, the first on ties) is DOMINATED by it. Each of these holds, once
 reached, for every later seed (the interval only narrows, the best low only rises), and each is wrong only
-if the sequence missed the true rate. Defaults and the seeds each decision needs:
-``benchmarks/sequential_seeds.py``.
+if the sequence missed the true rate.
+
+Defaults (alpha 0.05, bars 0.2/0.8, Beta(1/2, 1/2)), chosen with ``benchmarks/sequential_seeds.py``: a
+decision needs 24 seeds that all succeed (RELIABLE; a 95% Wilson interval, which may not be looked at after
+every seed, clears 0.8 after 16), 24 that all fail (UNRELIABLE), 22 half successes (SEED-SENSITIVE), and 7
+failures raced against 7 successes (DOMINATED). So a range with max_seeds below 24 can stop a configuration
+only as SEED-SENSITIVE or DOMINATED. On 10,000 simulated sweeps with max_seeds 30 the sequential design
+spends 0.52 of the fixed 30-seed design (0.65 at max 20, 0.81 at max 12), 0.7% of its decisions wrong,
+final-interval coverage 0.988.
 """
 
 from __future__ import annotations
