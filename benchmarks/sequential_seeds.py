@@ -165,7 +165,8 @@ def choices(success: np.ndarray, costs: np.ndarray, design: SequentialDesign) ->
                ("max_in_flight=3", {"max_in_flight": 3}), ("racing off", {"racing": False})]
     for name, fields in changes:
         changed = dataclasses.replace(design, **fields)
-        seq, fix = summary(sequential(success, costs, changed), changed), summary(fixed(success, costs, changed), changed)
+        seq = summary(sequential(success, costs, changed), changed)
+        fix = summary(fixed(success, costs, changed), changed)
         print(f"  {name:30}  {seq['cost'] / fix['cost']:10.2f}  {seq['wrong']:10.4f}  {seq['coverage']:13.4f}  "
               f"{fix['wrong']:12.4f}  {fix['coverage']:15.4f}")
 
@@ -185,8 +186,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{', '.join(f'{r:g}' for r in RATES)}); a failing seed costs {FAILED_STEPS} steps, a solved one "
           f"U{SOLVED_STEPS}\nsequential design: {design.as_dict()}")
     seq, fix = sequential(success, costs, design), fixed(success, costs, design)
-    per_rate(f"sequential design (beta-binomial mixture confidence sequence, racing {'on' if design.racing else 'off'})",
-             seq, design)
+    racing = "on" if design.racing else "off"
+    per_rate(f"sequential design (beta-binomial mixture confidence sequence, racing {racing})", seq, design)
     per_rate(f"fixed design ({design.max_seeds} seeds, Wilson interval, same bars)", fix, design)
     s, f = summary(seq, design), summary(fix, design)
     print(f"\ncost per sweep (M steps): sequential {s['cost'] / 1e6:.2f}, fixed {f['cost'] / 1e6:.2f}")

@@ -95,7 +95,8 @@ class SeedAllocation:
         started = len(seeds.started)
         if started >= self.design.max_seeds or self.decision(config_id).label != OPEN:
             return False
-        return started < self.design.min_seeds or seeds.in_flight() + self.design.group_size <= self.design.in_flight_limit()
+        room = seeds.in_flight() + self.design.group_size <= self.design.in_flight_limit()
+        return started < self.design.min_seeds or room
 
     def next_group(self, config_id: str) -> tuple[int, ...]:
         """The seeds ``config_id`` starts now (empty when it gets none), marked as running.
