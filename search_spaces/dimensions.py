@@ -12,9 +12,12 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from trainables.checks import ConfigError
+
+if TYPE_CHECKING:
+    from search_spaces.seeds import SeedRange
 
 
 class SearchSpaceError(ConfigError):
@@ -76,6 +79,8 @@ class SearchSpace:
     """Configurations run first (section -> field -> value), e.g. one the record says works."""
     source: str = ""
     """The file the space was read from ('' for one built in code); error messages name it."""
+    seed_range: Optional["SeedRange"] = None
+    """A sequential seed design (``seeds`` then lists its order, ``max_seeds`` long); None: fixed."""
 
     def dimensions(self) -> dict[str, Dimension]:
         """Searched fields as ``section.field`` -> dimension."""

@@ -4,6 +4,7 @@ A space file (``search_spaces/<family>/<name>.toml``, or any path) holds:
 
     description = "one line on what the space is for"
     seeds = [0, 1, 2]                        # replicates: every configuration runs once per seed
+                                             # (or { min = 3, max = 12 }: sequential, search_spaces/seeds.py)
 
     [model]                                  # one table per config section of the trainable
     d_model = { choice = [7, 8, 16] }        # a dimension: choice, loguniform, randint, lograndint
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from search_spaces.dimensions import SearchSpace, SearchSpaceError, parse_dimension, validate
+from search_spaces.seeds import SeedRange, design_seeds, seed_design
 
 SPACES_DIR = Path(__file__).resolve().parent
 """Folder of the shipped spaces: one subfolder per trainable family (addition, lm)."""
@@ -63,8 +65,7 @@ def load_space(name: str, family: str) -> SearchSpace:
     description = data.pop("description", "")
     seeds = data.pop("seeds", None)
     points = data.pop("points_to_evaluate", [])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise SearchSpaceError(f"search space file {path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    design = seed_design(seeds, f"search space file {path}: seeds")
     loose = [key for key, value in data.items() if not isinstance(value, dict)]
     if loose or not isinstance(description, str) or not isinstance(points, list):
         raise SearchSpaceError(f"search space file {path}: top-level keys are description, seeds, "
@@ -76,7 +77,8 @@ def load_space(name: str, family: str) -> SearchSpace:
     except (AttributeError, TypeError, ValueError) as error:
         raise SearchSpaceError(f"search space file {path}: each points_to_evaluate entry is a table of "
                                f"section tables") from error
-    return SearchSpace(path.stem, description, tuple(seeds), sections, point_list, source=str(path))
+    return SearchSpace(path.stem, description, design_seeds(design), sections, point_list, source=str(path),
+                       seed_range=design if isinstance(design, SeedRange) else None)
 
 
 def parse_assignment(text: str) -> tuple[str, str, Any]:
