@@ -63,7 +63,8 @@ def render_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: Path, 
         ConfigError: a value holds a NUL byte.
     """
     try:
-        return render_arguments(spec.arguments(), run_values(spec, params, out_dir, run_name), spec.flags)
+        return render_arguments(spec.arguments(), run_values(spec, params, out_dir, run_name), spec.flags,
+                                spec.free_text)
     except KeyError as error:
         raise KeyError(f"command of job {spec.name!r} {error.args[0]}") from None
 
