@@ -19,7 +19,7 @@ import pandas as pd
 from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker, resolve_tracking_uri, sweep_run
-from search_spaces import Choice, IntRange, LogUniform, SearchSpace
+from search_spaces import Choice, IntRange, LogUniform, SearchSpace, upper_value
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
 from tune_jobs.runtime.results import curve_table, trial_id_of, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
@@ -209,7 +209,8 @@ def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: 
     train["threads"] = settings.threads
     if settings.gpus_per_trial > 0:
         train["device"] = "cuda"
-    if train_steps is not None and space.sections.get("train", {}).get("warmup_steps", default_warmup) >= train_steps:
+    warmup = upper_value(space.sections.get("train", {}).get("warmup_steps", default_warmup))  # issue 20 hook: a Choice
+    if train_steps is not None and warmup >= train_steps:
         train["warmup_steps"] = max(1, int(train_steps * warmup_share))
     space = space.with_overrides(train=train)
     return space if settings.seeds is None else space.with_seed_count(settings.seeds)
