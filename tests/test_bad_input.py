@@ -93,6 +93,7 @@ CASES = [
     (sweep_addition.main, ["--seeds", "1000000000"], r"seeds has an impossible value: 1000000000"),
     (sweep_addition.main, ["--space", "{tmp}/space_big_seed.toml"], r"seed 9223372036854775808 is not a 64-bit integer"),
     (sweep_addition.main, ["--search-seed", "-1"], r"search_seed has an impossible value: -1"),
+    (sweep_addition.main, ["--threads", "4096"], r"threads=4096 x workers=1: a trial needs 4096 CPUs but this machine has"),
     # -- sweep-vocab and ablate-memory: corpora and the LM space -------------------------------------------
     (sweep_vocab.main, ["--corpus", "/nonexistent/corpus.txt"], r"corpus '/nonexistent/corpus.txt': no file or folder at /nonexistent/corpus.txt"),
     (sweep_vocab.main, ["--corpus", "{tmp}/empty.txt"], r"corpus '.*empty.txt' holds no readable UTF-8 text"),
@@ -234,6 +235,16 @@ def test_a_store_that_is_not_mlflows_is_refused_naming_the_file_and_left_untouch
     assert sweep_addition.main(["--tracking-uri", f"sqlite:///{files / 'text.db'}", "--storage-path",
                                 str(files / "storage")]) == 2
     assert "is not an SQLite database" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_share_on_a_machine_without_one_is_refused_before_ray_and_mlflow(files, capsys):
+    """Issue 20, item 8: --gpus-per-trial 1 without a GPU was refused only after Ray started (a FAILED parent)."""
+    argv = ["--gpus-per-trial", "1", "--tracking-uri", f"sqlite:///{files / 'mlruns.db'}", "--storage-path",
+            str(files / "storage")]
+    assert sweep_addition.main(argv) == 2
+    assert "gpus_per_trial=1 x workers=1: a trial needs 1 GPUs but this machine has 0" in capsys.readouterr().err
+    assert not ray.is_initialized() and not (files / "mlruns.db").exists()
 
 
 def test_cuda_without_a_gpu_share_is_refused_before_ray_starts(files, capsys):

@@ -20,6 +20,7 @@ from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker, resolve_tracking_uri, sweep_run
 from search_spaces import Choice, IntRange, LogUniform, SearchSpace, upper_value
+from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
 from tune_jobs.runtime.results import curve_table, trial_id_of, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
@@ -166,6 +167,7 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
         TrackingError: MLflow is unreachable (nothing trained).
     """
     check_trial(settings, trial)
+    check_local_resources(settings)  # issue 20 hook: runtime/preflight.py, before Ray and before the parent run
     name = job_name(settings, prefix)
     all_params = {**run_params(settings, name, resolved or {}), **params}
     with sweep_run(name, settings.experiment, all_params, {"job": job, **tags}, settings.tracking_uri,
