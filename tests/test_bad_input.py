@@ -4,6 +4,7 @@ trainables' CLIs, job files, claim files, space files and --set; every case runs
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import sqlite3
@@ -244,6 +245,21 @@ def test_a_gpu_share_on_a_machine_without_one_is_refused_before_ray_and_mlflow(f
             str(files / "storage")]
     assert sweep_addition.main(argv) == 2
     assert "gpus_per_trial=1 x workers=1: a trial needs 1 GPUs but this machine has 0" in capsys.readouterr().err
+    assert not ray.is_initialized() and not (files / "mlruns.db").exists()
+
+
+@pytest.mark.parametrize("resume", [[], ["--resume"]])
+def test_a_name_in_use_by_a_running_job_is_refused_before_ray_and_mlflow(files, capsys, resume):
+    """Issue 20, item 4: two jobs of one --name shared a Tune folder; the lock of a running one refuses the second."""
+    storage = files / "storage"
+    (storage / "twin").mkdir(parents=True)
+    (storage / "twin" / "tuner.pkl").write_bytes(b"")  # what a resume looks for (never read: refused first)
+    with open(storage / "twin.lock", "a") as held:  # the running job's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        argv = ["--name", "twin", "--tracking-uri", f"sqlite:///{files / 'mlruns.db'}", "--storage-path", str(storage)]
+        assert sweep_addition.main(argv + resume) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "name 'twin': another job of that name is running" in err
     assert not ray.is_initialized() and not (files / "mlruns.db").exists()
 
 

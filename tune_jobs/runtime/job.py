@@ -20,6 +20,7 @@ from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker, resolve_tracking_uri, sweep_run
 from search_spaces import Choice, IntRange, LogUniform, SearchSpace, upper_value
+from tune_jobs.runtime.job_lock import job_lock
 from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
 from tune_jobs.runtime.results import curve_table, trial_id_of, trial_table
@@ -170,8 +171,9 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
     check_local_resources(settings)  # issue 20 hook: runtime/preflight.py, before Ray and before the parent run
     name = job_name(settings, prefix)
     all_params = {**run_params(settings, name, resolved or {}), **params}
-    with sweep_run(name, settings.experiment, all_params, {"job": job, **tags}, settings.tracking_uri,
-                   run_name=f"{job} {label}".strip()) as tracker:
+    with job_lock(settings, name), \
+            sweep_run(name, settings.experiment, all_params, {"job": job, **tags}, settings.tracking_uri,
+                      run_name=f"{job} {label}".strip()) as tracker:  # issue 20 hook: runtime/job_lock.py
         job = Job(settings, name, job, tracker)
         yield job
         tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
