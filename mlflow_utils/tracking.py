@@ -5,13 +5,15 @@ change directory, so every URI leaving this module is absolute. The embedded def
 ``sqlite:///<project>/mlruns.db`` with artifacts in ``<project>/mlartifacts``: no server needed.
 A SQLite store keeps its artifacts in ``mlartifacts/`` beside the database file. A new SQLite store
 is created and migrated once, under a file lock beside it (``<db>.lock``): jobs started at the same
-time on a new store do not race on its schema.
+time on a new store do not race on its schema. A database file that holds tables but not MLflow's
+schema (its ``alembic_version`` and ``experiments`` tables) is refused, never migrated into.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import time
 import urllib.error
 from contextlib import contextmanager
@@ -37,6 +39,10 @@ HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQU
 """Client retries against a tracking server unless the user set them: a call gives up after ~30 s
 (MLflow's defaults retry for minutes), and the sweep's own queue retries it later without blocking
 Tune's event loop for long."""
+
+
+MLFLOW_TABLES = frozenset({"alembic_version", "experiments"})
+"""Tables every MLflow SQLite store has (its schema migrations and its experiments)."""
 
 
 class TrackingError(RuntimeError):
@@ -88,7 +94,9 @@ def connect(tracking_uri: str | None = None) -> MlflowClient:
         for name, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(name, value)
     if uri.startswith("sqlite:///"):
-        with store_lock(Path(uri[len("sqlite:///"):])):  # the first client creates and migrates the schema
+        db = Path(uri[len("sqlite:///"):])
+        with store_lock(db):  # the first client creates and migrates the schema
+            refuse_foreign_database(db)
             client = _open(uri)
     else:
         client = _open(uri)
@@ -103,6 +111,27 @@ def _open(uri: str) -> MlflowClient:
     except Exception as error:  # noqa: BLE001 - any failure here means the store is unusable
         raise TrackingError(f"MLflow tracking store {uri!r} is not reachable: {error}") from error
     return client
+
+
+def refuse_foreign_database(db: Path) -> None:
+    """Refuse a SQLite file that exists with tables but without MLflow's (``MLFLOW_TABLES``), or that
+    is no SQLite database at all: MLflow would migrate its schema into someone else's database.
+
+    Raises:
+        TrackingError: names the file and the tables found.
+    """
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise TrackingError(f"MLflow tracking store {str(db)!r} is not an SQLite database ({error}); "
+                            f"give --tracking-uri a new file or an MLflow store") from None
+    if tables and not MLFLOW_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise TrackingError(f"MLflow tracking store {str(db)!r} is another program's database (tables {shown}; "
+                            f"no MLflow schema): refusing to migrate into it; give --tracking-uri a new file")
 
 
 @contextmanager

@@ -1,9 +1,12 @@
 """Search-space dimensions and the check that every point of a space is a valid configuration.
 
 A space maps config fields to a constant or a dimension. ``validate`` builds the configuration at
-every combination of each dimension's extreme values (all choices, both ends of a range): the
-constraints of the configs are monotone in sizes and ranks, so a space whose extremes all pass
-holds no impossible point. The first failure is raised with the field and the value.
+every combination of each dimension's corner values (both ends of a range, the smallest and largest
+of a numeric choice, every value of any other choice): the constraints of the configs are monotone
+in sizes and ranks, so a space whose corners all pass holds no impossible point. When the corners
+combine to more than ``MAX_CORNERS`` points (many non-numeric choices), it checks the all-low and
+all-high corners and each field's values one at a time instead, so validation stays linear.
+The first failure is raised with the field and the value.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from trainables.checks import ConfigError
 
 if TYPE_CHECKING:
     from search_spaces.seeds import SeedRange
+
+
+MAX_SEEDS = 10_000
+"""Most seed replicates a space may hold (a sweep of more is a typo, not a study)."""
+SEED_RANGE = (-2**63, 2**63 - 1)
+"""A seed is a signed 64-bit integer (what torch and MLflow store)."""
+MAX_CORNERS = 4096
+"""Most configurations ``validate`` builds per section by combining corners; past it, one field at a time."""
 
 
 class SearchSpaceError(ConfigError):
@@ -110,10 +121,16 @@ class SearchSpace:
         return dataclasses.replace(self, seeds=tuple(seeds))
 
     def with_seed_count(self, count: int) -> "SearchSpace":
-        """A copy with ``count`` replicates: the first of its seeds, extended by consecutive integers."""
+        """A copy with ``count`` replicates: the first of its seeds, extended by consecutive integers.
+
+        Raises:
+            SearchSpaceError: ``count`` outside 1..``MAX_SEEDS``.
+        """
+        if not (isinstance(count, int) and 1 <= count <= MAX_SEEDS):
+            raise SearchSpaceError(f"seeds must be 1 to {MAX_SEEDS} replicates, got {count!r}")
         seeds = list(self.seeds[:count])
-        while len(seeds) < count:
-            seeds.append(max(seeds, default=-1) + 1)
+        start = max(seeds, default=-1) + 1
+        seeds += range(start, start + count - len(seeds))
         return self.with_seeds(tuple(seeds))
 
 
@@ -143,6 +160,11 @@ def validate(space: SearchSpace, builders: Mapping[str, Callable[..., Any]]) -> 
     """
     if not space.seeds:
         raise SearchSpaceError(f"search space {space.label()}: seeds must name at least one replicate")
+    if len(space.seeds) > MAX_SEEDS:
+        raise SearchSpaceError(f"search space {space.label()}: {len(space.seeds)} seeds, more than {MAX_SEEDS}")
+    outside = [s for s in space.seeds if not (isinstance(s, int) and SEED_RANGE[0] <= s <= SEED_RANGE[1])]
+    if outside:
+        raise SearchSpaceError(f"search space {space.label()}: seed {outside[0]!r} is not a 64-bit integer")
     if len(set(space.seeds)) != len(space.seeds):
         raise SearchSpaceError(f"search space {space.label()}: seeds repeat: {list(space.seeds)}")
     unknown = sorted(set(space.sections) - set(builders))
@@ -153,16 +175,63 @@ def validate(space: SearchSpace, builders: Mapping[str, Callable[..., Any]]) -> 
     checked = 0
     for section, fields in space.sections.items():
         names = list(fields)
-        options = [v.extremes() if isinstance(v, (Choice, IntRange, LogUniform)) else (v,) for v in fields.values()]
-        for combo in itertools.product(*options):
+        for combo in corner_points([corners(v) for v in fields.values()]):
+            point = dict(zip(names, combo))
             try:
-                builders[section](**dict(zip(names, combo)))
-            except (TypeError, ValueError) as error:
+                builders[section](**point)
+            except ValueError as error:
                 raise SearchSpaceError(f"search space {space.label()}, section {section!r}: {error}") from error
+            except TypeError as error:
+                raise SearchSpaceError(f"search space {space.label()}, section {section!r}: {_wrong_type(point, fields, error)}") \
+                    from error
             checked += 1
     for point in space.points_to_evaluate:
         _check_point(space, point, builders)
     return checked
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def corners(value: Any) -> tuple[Any, ...]:
+    """The values ``validate`` tries for one field: a constant itself, a range's ends, a numeric
+    choice's smallest and largest value, every value of any other choice."""
+    if isinstance(value, Choice) and len(value.values) > 2 and all(is_number(v) for v in value.values):
+        return (min(value.values), max(value.values))
+    return value.extremes() if isinstance(value, (Choice, IntRange, LogUniform)) else (value,)
+
+
+def upper_value(value: Any) -> Any:
+    """The largest value a field can take: a constant itself, a range's high end, a numeric choice's largest."""
+    if isinstance(value, Choice):
+        numbers = [v for v in value.values if is_number(v)]
+        return max(numbers) if numbers else value.values[0]
+    return value.high if isinstance(value, (IntRange, LogUniform)) else value
+
+
+def corner_points(options: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Every combination of the fields' corners when there are at most ``MAX_CORNERS``; otherwise the
+    all-first and all-last corners and each field's every corner with the others at their first."""
+    if math.prod(len(o) for o in options) <= MAX_CORNERS:
+        return list(itertools.product(*options))
+    first, last = tuple(o[0] for o in options), tuple(o[-1] for o in options)
+    points = [first, last]
+    for index, values in enumerate(options):
+        points += [first[:index] + (v,) + first[index + 1:] for v in values[1:]]
+    return points
+
+
+def _wrong_type(point: Mapping[str, Any], fields: Mapping[str, Any], error: TypeError) -> str:
+    """A builder's TypeError as a message naming the fields holding text where numbers are compared
+    (a choice mixing numbers and text first, else every text value)."""
+    texts = {k: v for k, v in point.items() if isinstance(v, str)}
+    mixed = {k: v for k, v in texts.items()
+             if isinstance(fields[k], Choice) and any(is_number(c) for c in fields[k].values)}
+    if texts and "not supported between" in str(error):
+        shown = ", ".join(f"{k}={v!r}" for k, v in (mixed or texts).items())
+        return f"a field that must be a number holds text ({shown}): {error}"
+    return str(error)
 
 
 def _contains(dim: Any, value: Any) -> bool:

@@ -25,7 +25,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from search_spaces.dimensions import SearchSpace, SearchSpaceError, parse_dimension, validate
+from search_spaces.dimensions import SearchSpace, SearchSpaceError, is_number, parse_dimension, upper_value, validate
 from search_spaces.seeds import SeedRange, design_seeds, seed_design
 
 SPACES_DIR = Path(__file__).resolve().parent
@@ -114,6 +114,10 @@ def with_sets(space: SearchSpace, assignments: Sequence[str],
         section, field_name, value = parse_assignment(text)
         if section not in builders:
             raise SearchSpaceError(f"--set {text}: unknown section {section!r}; sections: {', '.join(builders)}")
+        current = space.sections.get(section, {}).get(field_name)
+        if isinstance(value, str) and is_number(upper_value(current)):
+            raise SearchSpaceError(f"--set {text}: {section}.{field_name} is a number, got {value!r} (a value is "
+                                   f"TOML: 0.015, 8, true, \"text\", {{choice = [4, 8]}})")
         space = space.with_overrides(**{section: {field_name: value}})
         try:
             validate(space, builders)

@@ -17,10 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from search_spaces.dimensions import SearchSpace, SearchSpaceError
+from search_spaces.dimensions import MAX_SEEDS, SearchSpace, SearchSpaceError
 
-MAX_SEEDS = 1000
-"""Most seeds a design may give one configuration."""
 _COUNT = re.compile(r"\s*(\d+)\s*")
 _RANGE = re.compile(r"\s*(\d+)\s*\.\.\s*(\d+)\s*")
 

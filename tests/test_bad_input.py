@@ -4,8 +4,10 @@ trainables' CLIs, job files, claim files, space files and --set; every case runs
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
+import sqlite3
 
 import pytest
 import ray
@@ -13,6 +15,7 @@ import torch
 
 from trainables.addition import __main__ as addition_cli
 from trainables.lm import __main__ as lm_cli
+from search_spaces import Choice
 from trainables.paths import PROJECT_ROOT
 from tune_jobs import crosslingual, reproduce, sweep_addition, sweep_command, sweep_vocab
 
@@ -47,6 +50,13 @@ FILES = {
     "claim_nan_lr.toml": GOOD_CLAIM.replace("[train]\n", "[train]\nlr = nan\n"),
     "claim_bad_step.toml": GOOD_CLAIM.replace("claimed_best_step = 24000", "claimed_best_step = -3"),
     "empty.txt": "",
+    # issue 20, round two
+    "space_warmup_choice.toml": "seeds = [0]\n[train]\nwarmup_steps = { choice = [5, 10] }\n",
+    "space_big_seed.toml": "seeds = [9223372036854775808]\n[train]\nlr = 0.01\n",
+    "job_free_text_script.toml": COMMAND_JOB.replace("--lr {lr}", "--lr {lr} -c {note}").replace("lr = 0.01", "lr = 0.01\nnote = 'x'")
+                                 .replace('timeout_s = 60', "timeout_s = 60\nfree_text = ['note']"),
+    "job_python_x.toml": COMMAND_JOB.replace('"{python} train.py --lr {lr}"', """"{python} -X dev -c 'print({tag})' {out_dir}" """)
+                                    .replace("lr = 0.01", "tag = 'x'"),
 }
 
 CASES = [
@@ -54,7 +64,7 @@ CASES = [
     (sweep_addition.main, ["--space", "nope"], r"search space 'nope' not found"),
     (sweep_addition.main, ["--space", "{tmp}/space_nan.toml"], r"space_nan.toml\), section 'train': lr must be a finite number, got nan"),
     (sweep_addition.main, ["--space", "{tmp}/space_not_toml.toml"], r"space_not_toml.toml: not valid TOML"),
-    (sweep_addition.main, ["--space", "{tmp}/space_no_seeds.toml"], r"seeds must be a non-empty list of integers, got None"),
+    (sweep_addition.main, ["--space", "{tmp}/space_no_seeds.toml"], r"seeds must be a non-empty list of integers or \{ min = 3, max = 12 \}, got None"),
     (sweep_addition.main, ["--set", "train.lr=-1"], r"--set train.lr=-1: .*lr must be > 0, got -1"),
     (sweep_addition.main, ["--set", "train.lr=nan"], r"--set train.lr=nan: .*lr must be a finite number, got nan"),
     (sweep_addition.main, ["--set", "train.lr=inf"], r"--set train.lr=inf: .*lr must be a finite number, got inf"),
@@ -78,6 +88,13 @@ CASES = [
     (sweep_addition.main, ["--resume"], r"resume: no interrupted job 'addition-.*-\*' to restore in .*storage"),
     (sweep_addition.main, ["--storage-path", "/proc/reprotune"], r"storage_path '/proc/reprotune' is not writable"),
     (sweep_addition.main, ["--mode", "bogus"], r"invalid choice 'bogus' for argument '--mode'"),
+    # issue 20: a typo in --set, a searched warmup, seeds that hang or overflow, a bad search seed
+    (sweep_addition.main, ["--set", "train.lr=0.01;x"], r"--set train.lr=0.01;x: train.lr is a number, got '0.01;x'"),
+    (sweep_addition.main, ["--set", "train.lr={choice=[0.01,\"x\"]}"], r"section .train.: a field that must be a number holds text \(lr=.x.\)"),
+    (sweep_addition.main, ["--seeds", "1000000000"], r"seeds has an impossible value: 1000000000"),
+    (sweep_addition.main, ["--space", "{tmp}/space_big_seed.toml"], r"seed 9223372036854775808 is not a 64-bit integer"),
+    (sweep_addition.main, ["--search-seed", "-1"], r"search_seed has an impossible value: -1"),
+    (sweep_addition.main, ["--threads", "4096"], r"threads=4096 x workers=1: a trial needs 4096 CPUs but this machine has"),
     # -- sweep-vocab and ablate-memory: corpora and the LM space -------------------------------------------
     (sweep_vocab.main, ["--corpus", "/nonexistent/corpus.txt"], r"corpus '/nonexistent/corpus.txt': no file or folder at /nonexistent/corpus.txt"),
     (sweep_vocab.main, ["--corpus", "{tmp}/empty.txt"], r"corpus '.*empty.txt' holds no readable UTF-8 text"),
@@ -98,6 +115,12 @@ CASES = [
     (sweep_command.main, ["--job", "{tmp}/job_unclosed.toml"], r"command cannot be split into arguments: No closing quotation"),
     (sweep_command.main, ["--job", JOB, "--workers", "2"], r"workers=2: the command trial has no data-parallel version"),
     (sweep_command.main, ["--job", JOB, "--set", "params.lr=nan"], r"--set params.lr=nan: .*value of \{lr\} must be a finite number, got nan"),
+    # issue 20: values safe by construction, whatever the template
+    (sweep_command.main, ["--job", JOB, "--set", "params.tie_qkv='x; touch canary'"],
+     r"--set params.tie_qkv='x; touch canary': .*value of \{tie_qkv\} must be a number, a boolean or text of letters"),
+    (sweep_command.main, ["--job", "{tmp}/job_python_x.toml", "--set", "params.tag='__import__(\"os\")'"],
+     r"value of \{tag\} must be a number, a boolean or text of letters, digits and \._-/\+=:,"),
+    (sweep_command.main, ["--job", "{tmp}/job_free_text_script.toml"], r"free-text placeholder \{note\} in '\{note\}' could land"),
     # -- reproduce: claim files ------------------------------------------------------------------------------
     (reproduce.main, ["--claim", "nope"], r"claim 'nope' not found"),
     (reproduce.main, ["--claim", "{tmp}/claim_nan_tolerance.toml"], r"claim_nan_tolerance.toml: tolerance must be a finite number >= 0, got nan"),
@@ -187,6 +210,57 @@ def test_the_table_covers_every_entry_point_with_at_least_40_cases():
     entry_points = {main for main, _, _ in CASES}
     assert entry_points == {*JOBS, addition_cli.main, lm_cli.main} and len(CASES) >= 40
     assert json.dumps([a for _, a, _ in CASES])  # every argv is plain text
+
+
+def test_a_searched_warmup_is_shortened_by_a_short_schedule_not_a_traceback(files):
+    """Issue 20, item 9: warmup_steps = {choice = [5, 10]} with --train-steps 20 used to raise a TypeError."""
+    path = str(files / "space_warmup_choice.toml")
+    space = sweep_addition.resolve_space(sweep_addition.SweepArgs(space=path, train_steps=20))
+    assert space.sections["train"]["warmup_steps"] == Choice((5, 10)) and space.sections["train"]["train_steps"] == 20
+    short = sweep_addition.resolve_space(sweep_addition.SweepArgs(space=path, train_steps=8))
+    assert short.sections["train"]["warmup_steps"] == 1  # the largest choice >= the schedule: shrunk to 1/20 of it
+
+
+def test_a_store_that_is_not_mlflows_is_refused_naming_the_file_and_left_untouched(files, capsys):
+    """Issue 20, item 6: an unrelated SQLite database as the tracking store is not migrated into."""
+    other = files / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE users (name TEXT)")
+    before = other.read_bytes()
+    argv = ["--tracking-uri", f"sqlite:///{other}", "--storage-path", str(files / "storage"), "--seeds", "1"]
+    assert sweep_addition.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"MLflow tracking store '{other}' is another program's database (tables users" in err
+    assert other.read_bytes() == before and not ray.is_initialized()
+    (files / "text.db").write_text("not a database at all, " * 100)
+    assert sweep_addition.main(["--tracking-uri", f"sqlite:///{files / 'text.db'}", "--storage-path",
+                                str(files / "storage")]) == 2
+    assert "is not an SQLite database" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_share_on_a_machine_without_one_is_refused_before_ray_and_mlflow(files, capsys):
+    """Issue 20, item 8: --gpus-per-trial 1 without a GPU was refused only after Ray started (a FAILED parent)."""
+    argv = ["--gpus-per-trial", "1", "--tracking-uri", f"sqlite:///{files / 'mlruns.db'}", "--storage-path",
+            str(files / "storage")]
+    assert sweep_addition.main(argv) == 2
+    assert "gpus_per_trial=1 x workers=1: a trial needs 1 GPUs but this machine has 0" in capsys.readouterr().err
+    assert not ray.is_initialized() and not (files / "mlruns.db").exists()
+
+
+@pytest.mark.parametrize("resume", [[], ["--resume"]])
+def test_a_name_in_use_by_a_running_job_is_refused_before_ray_and_mlflow(files, capsys, resume):
+    """Issue 20, item 4: two jobs of one --name shared a Tune folder; the lock of a running one refuses the second."""
+    storage = files / "storage"
+    (storage / "twin").mkdir(parents=True)
+    (storage / "twin" / "tuner.pkl").write_bytes(b"")  # what a resume looks for (never read: refused first)
+    with open(storage / "twin.lock", "a") as held:  # the running job's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        argv = ["--name", "twin", "--tracking-uri", f"sqlite:///{files / 'mlruns.db'}", "--storage-path", str(storage)]
+        assert sweep_addition.main(argv + resume) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "name 'twin': another job of that name is running" in err
+    assert not ray.is_initialized() and not (files / "mlruns.db").exists()
 
 
 def test_cuda_without_a_gpu_share_is_refused_before_ray_starts(files, capsys):

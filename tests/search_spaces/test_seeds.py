@@ -18,7 +18,7 @@ def test_parse_seed_option(text, expected):
     ("12..3", "--seeds '12..3': min=12 must not exceed max=3"),
     ("0..4", "--seeds '0..4': min=0 must be at least 1"),
     ("0", "--seeds '0': min=0 must be at least 1"),
-    ("3..1001", "--seeds '3..1001': max=1001 must not exceed 1000"),
+    ("3..10001", "--seeds '3..10001': max=10001 must not exceed 10000"),
     ("3-12", r"--seeds '3-12': expected a count \(3\) or a range min..max \(3..12\)"),
     ("-3", r"--seeds '-3': expected a count"),
     ("3..", r"--seeds '3..': expected a count"),

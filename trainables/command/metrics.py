@@ -101,6 +101,12 @@ class FileTail:
     def __init__(self, path: Path) -> None:
         self.path, self.offset, self.header, self.lines_read = path, 0, None, 0
 
+    def skip_existing(self) -> None:
+        """Count only what is written from now on: rows already in the file (an old run's) are skipped,
+        its CSV header kept."""
+        old = self.new_rows()
+        del old
+
     def new_rows(self) -> list[tuple[int, dict[str, Any]]]:
         """Rows added since the last call.
 
@@ -109,6 +115,8 @@ class FileTail:
         """
         if not self.path.is_file():
             return []
+        if self.path.stat().st_size < self.offset:  # rewritten from the start by the command
+            self.offset, self.header, self.lines_read = 0, None, 0
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
             data = handle.read()

@@ -26,6 +26,8 @@ from trainables.loop import Reporter
 
 TAIL_LINES = 40
 """Lines of output kept for an error message."""
+TAIL_LINE_CHARS = 2000
+"""Characters kept of one output line (its end): a command printing one 60 MB line fails with a short message."""
 
 
 class CommandFailed(RuntimeError):
@@ -63,7 +65,8 @@ def render_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: Path, 
         ConfigError: a value holds a NUL byte.
     """
     try:
-        return render_arguments(spec.arguments(), run_values(spec, params, out_dir, run_name), spec.flags)
+        return render_arguments(spec.arguments(), run_values(spec, params, out_dir, run_name), spec.flags,
+                                spec.free_text)
     except KeyError as error:
         raise KeyError(f"command of job {spec.name!r} {error.args[0]}") from None
 
@@ -93,7 +96,7 @@ def run_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     argv = render_command(spec, params, out, run_name)
     values = run_values(spec, params, out, run_name)
-    file_tail = FileTail(Path(spec.metrics_file.format(**values))) if spec.metrics_file else None
+    file_tail = _metrics_file(spec, values, out) if spec.metrics_file else None
     result = CommandResult()
     pending = None
     with _Process(argv, spec, {**environment(values), **spec.env, **(env or {})}) as process:
@@ -126,6 +129,21 @@ def run_command(spec: CommandSpec, params: Mapping[str, Any], out_dir: str | Pat
     if pending is not None and report is not None:
         report(pending, result.checkpoint_dir)
     return result
+
+
+def _metrics_file(spec: CommandSpec, values: Mapping[str, Any], out: Path) -> FileTail:
+    """The run's metrics file, which must lie inside its folder ``out``; rows already in it are not this run's.
+
+    Raises:
+        BadMetrics: the file resolves outside ``out`` (an absolute path, ``..``, a parameter steering it).
+    """
+    path = (spec.workdir / spec.metrics_file.format(**values)).resolve()
+    if not path.is_relative_to(out.resolve()):
+        raise BadMetrics(f"metrics of job {spec.name!r}: metrics file {str(path)!r} lies outside the run's folder "
+                         f"{str(out.resolve())!r}; only what this run writes there counts (use {{out_dir}}/...)")
+    tail = FileTail(path)
+    tail.skip_existing()
+    return tail
 
 
 def _new_rows(process: "_Process", file_tail: Optional[FileTail], spec: CommandSpec,
@@ -164,7 +182,9 @@ class _Process:
         assert self._popen.stdout is not None
         for line in self._popen.stdout:
             self._lines += 1
-            self.tail.append(line.rstrip("\n"))
+            text = line.rstrip("\n")
+            self.tail.append(text if len(text) <= TAIL_LINE_CHARS
+                             else f"[{len(text) - TAIL_LINE_CHARS} characters cut] {text[-TAIL_LINE_CHARS:]}")
             match = self._pattern.search(line) if self._pattern else None
             if match:
                 with self._lock:
@@ -189,7 +209,7 @@ class _Process:
     def _kill(self) -> None:
         try:
             os.killpg(self._popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):  # the group is gone already
             pass
         self._popen.wait()
 
@@ -197,5 +217,4 @@ class _Process:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._popen.poll() is None:
-            self._kill()
+        self._kill()  # the whole process group, also when the command exited and left children running

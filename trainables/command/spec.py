@@ -20,6 +20,8 @@
     [flags]                                  # booleans that render as a flag or as nothing
     use_rmsnorm = "--use-rmsnorm"
 
+    free_text = ["note"]                     # optional: params whose values may hold any text
+
     [search]                                 # for make sweep-command: seeds are replicates
     seeds = [0, 1, 2]
     lr = { loguniform = [0.005, 0.03] }
@@ -30,7 +32,9 @@ Placeholders: ``{python}`` (this interpreter), ``{out_dir}`` (a fresh folder per
 No shell runs the command, and no value is ever parsed by one (``trainables.command.template``): the
 template is split into arguments once, before any value is filled in; a placeholder is a whole
 argument (its value is exactly one argument, whatever characters it holds) or a literal part of
-one (``--tag={tag}``); a ``[flags]`` placeholder is a whole argument. A template that needs a shell
+one (``--tag={tag}``); a ``[flags]`` placeholder is a whole argument. A value is a number, a
+boolean or text of letters, digits and ``._-/+=:,`` unless its parameter is listed in ``free_text``,
+whose placeholders may only follow a long option. A template that needs a shell
 (``sh -c``, ``bash -c``; also ``python -c``, ``perl -e``, ...) must not put a placeholder inside
 the script text: such a file is refused, naming the placeholder. Pass the value as a positional
 parameter, ``sh -c 'train --tag "$1" | tee log' sh {tag}``, or read it from the environment:
@@ -89,6 +93,9 @@ class CommandSpec:
     flags: Mapping[str, str] = field(default_factory=dict)
     """Boolean parameter -> the flag it renders as when true (nothing when false), e.g.
     use_rmsnorm -> --use-rmsnorm."""
+    free_text: frozenset[str] = frozenset()
+    """Parameters whose values may hold any text (spaces, quotes, ``;``); each only as the whole argument
+    after a long option (``template``). Every other value is a number, a boolean or safe-alphabet text."""
 
     def __post_init__(self) -> None:
         try:
@@ -107,6 +114,9 @@ class CommandSpec:
         number = isinstance(self.timeout_s, (int, float)) and not isinstance(self.timeout_s, bool)
         if not (number and math.isfinite(self.timeout_s) and self.timeout_s > 0):
             raise CommandSpecError(f"job {self.name!r}: timeout_s must be a finite number > 0, got {self.timeout_s!r}")
+        if not all(isinstance(name, str) and name not in self.flags for name in self.free_text):
+            raise CommandSpecError(f"job {self.name!r}: free_text lists parameter names (not flags), "
+                                   f"got {sorted(map(str, self.free_text))!r}")
         if not all(isinstance(v, str) for v in self.flags.values()):
             raise CommandSpecError(f"job {self.name!r}: each [flags] value is the flag's text, got {dict(self.flags)!r}")
         for what, text in (("metrics.file", self.metrics_file), ("checkpoints.dir", self.checkpoint_dir)):
@@ -124,7 +134,7 @@ class CommandSpec:
         Raises:
             TemplateError: see ``parse_template``.
         """
-        return parse_template(self.command, self.flags, f"job {self.name!r}")
+        return parse_template(self.command, self.flags, f"job {self.name!r}", self.free_text)
 
     def placeholders(self) -> set[str]:
         """Names the command template needs."""
@@ -155,7 +165,11 @@ def load_command_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
     if "$" in workdir:
         raise CommandSpecError(f"{path}: workdir {raw_workdir!r} names an unset environment variable")
     workdir_path = Path(workdir) if Path(workdir).is_absolute() else (path.parent / workdir)
-    known = {"name", "command", "timeout_s", "params", "env", "flags", "search"}
+    known = {"name", "command", "timeout_s", "params", "env", "flags", "search", "free_text"}
+    if "free_text" in data:
+        if not isinstance(data["free_text"], list):
+            raise CommandSpecError(f"{path}: free_text must be a list of parameter names, got {data['free_text']!r}")
+        data["free_text"] = frozenset(data["free_text"])
     unknown = sorted(set(data) - known)
     if unknown:
         raise CommandSpecError(f"{path}: unknown field(s) {', '.join(unknown)}")

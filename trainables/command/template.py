@@ -6,8 +6,15 @@ becomes exactly one argument, whatever it holds: spaces, quotes, ``;``, ``$()``,
 literal part of one (``--tag={tag}``: the value is pasted into that one argument). A ``[flags]``
 placeholder must be a whole argument: the flag's words when true, nothing when false.
 
+Values are safe by construction: a placeholder's value is a number, a boolean, or text from the
+safe alphabet (letters, digits and ``._-/+=:,``: no space, quote, ``;``, ``$``, backquote, brace,
+redirection or newline), whatever template it lands in. A parameter the job file declares as free text
+(``free_text = ["note"]``) may hold anything, and may appear only as the whole argument after a long
+option (``--note {note}``) that runs no code; anywhere else (a script's text, a positional argument, after
+a short option such as ``-c``, ``-e`` or ``-S``) the file is refused when loaded.
+
 A template that runs an inline script (``sh -c '...'``, ``bash -c``, ``python -c``, ``perl -e``...)
-must not put a placeholder inside the script text: the interpreter would parse the value as code.
+must not put a placeholder inside the script text either (a second guard; the alphabet is the first).
 Such a template is refused when the job file is loaded. The values reach a script safely as
 positional parameters (``sh -c 'train --tag "$1"' sh {tag}``: ``{tag}`` is a whole argument) or as
 environment variables: every placeholder's value is also in the command's environment as
@@ -33,6 +40,14 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"
 """Programs whose ``-c`` (alone or in a cluster such as ``-ec``) takes a script."""
 INLINE_CODE_OPTIONS = {"python": ("-c",), "perl": ("-e", "-E"), "ruby": ("-e",), "node": ("-e", "-p")}
 """Other interpreters (by the start of the program's name) and their inline-code options."""
+INLINE_CODE_OPTIONS.update({"php": ("-r",), "lua": ("-e",), "Rscript": ("-e",), "env": ("-S", "--split-string")})
+SAFE_TEXT = re.compile(r"[A-Za-z0-9._\-/+=:,]*")
+"""Text a placeholder's value may hold unless its parameter is declared free text."""
+BUILT_IN = frozenset({"python", "out_dir", "run_name"})
+"""Placeholders whose values the project makes (this interpreter, the run's folder and name), not a user."""
+CODE_LONG_OPTIONS = frozenset({"--eval", "--command", "--exec", "--execute", "--source", "--split-string",
+                               "--init-file", "--rcfile", "--print", "--script", "--expression", "--program"})
+"""Long options whose value is code (node --eval, env --split-string, ...): free text never follows one."""
 _PYTHON_PLACEHOLDER = "python"
 """``{python}`` as a whole argument names this interpreter."""
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -86,17 +101,20 @@ def placeholder_names(text: str, where: str) -> list[str]:
     return names
 
 
-def parse_template(command: str, flags: Mapping[str, str], where: str) -> tuple[Argument, ...]:
+def parse_template(command: str, flags: Mapping[str, str], where: str,
+                   free_text: frozenset[str] = frozenset()) -> tuple[Argument, ...]:
     """Split ``command`` into arguments once and check that no placeholder reaches a script's text.
 
     Args:
         command: the template (shell-like quoting; newlines are spaces).
         flags: the job's ``[flags]`` placeholders.
         where: how messages name the template (the job file and its name).
+        free_text: parameters declared free text (see the module doc for where they may stand).
 
     Raises:
-        TemplateError: unbalanced quotes, a malformed placeholder, a flag inside a larger argument, or a
-            placeholder inside the inline script of ``sh -c`` and the like (names it and the safe forms).
+        TemplateError: unbalanced quotes, a malformed placeholder, a flag inside a larger argument, a
+            placeholder inside the inline script of ``sh -c`` and the like (names it and the safe forms),
+            or a free-text placeholder anywhere but after a long option.
     """
     if not isinstance(command, str):
         raise TemplateError(f"{where}: command must be a string, got {command!r}")
@@ -122,7 +140,22 @@ def parse_template(command: str, flags: Mapping[str, str], where: str) -> tuple[
                                     f"not part of {argument.literal!r}")
         arguments.append(argument)
     _refuse_script_placeholders(arguments, where)
+    _refuse_free_text_outside_options(arguments, free_text, where)
     return tuple(arguments)
+
+
+def _refuse_free_text_outside_options(arguments: list[Argument], free_text: frozenset[str], where: str) -> None:
+    """A free-text placeholder is the whole argument after a long option that runs no code, nowhere else."""
+    for index, argument in enumerate(arguments):
+        for name in set(argument.names) & free_text:
+            before = arguments[index - 1].literal if index > 0 else ""
+            if (argument.placeholder == name and before.startswith("--") and before != "--"
+                    and "=" not in before and before not in CODE_LONG_OPTIONS):
+                continue
+            raise TemplateError(
+                f"{where}: free-text placeholder {{{name}}} in {argument.literal!r} could land inside another "
+                f"program's script; it may only be the whole argument after a long option (--{name} {{{name}}}), "
+                f"or be read from the environment (${ENV_PREFIX}{name.upper()})")
 
 
 def _inline_options(argument: Argument) -> tuple[str, ...] | None:
@@ -151,8 +184,10 @@ def _refuse_script_placeholders(arguments: list[Argument], where: str) -> None:
         position = index + 1
         while position < len(arguments) and arguments[position].literal.startswith(("-", "+")):
             option = arguments[position].literal
-            if _takes_script(option, options) and position + 1 < len(arguments):
-                script = arguments[position + 1]
+            after = position + 2 if arguments[position + 1:position + 2] and arguments[position + 1].literal == "--" \
+                else position + 1  # `sh -c -- '...'`: the script follows the end of options
+            if _takes_script(option, options) and after < len(arguments):
+                script = arguments[after]
                 if script.names:
                     raise TemplateError(
                         f"{where}: placeholder {{{script.names[0]}}} is inside the script of "
@@ -163,14 +198,16 @@ def _refuse_script_placeholders(arguments: list[Argument], where: str) -> None:
             position += 2 if option in ("-o", "+o", "-O", "+O") else 1
 
 
-def render_arguments(arguments: tuple[Argument, ...], values: Mapping[str, Any], flags: Mapping[str, str]) -> list[str]:
+def render_arguments(arguments: tuple[Argument, ...], values: Mapping[str, Any], flags: Mapping[str, str],
+                     free_text: frozenset[str] = frozenset()) -> list[str]:
     """The argv: each whole-argument placeholder becomes one argument holding its value verbatim (a
     flag: its words when the value is true, nothing when false), each other argument its text with
     the values pasted in.
 
     Raises:
         KeyError: a placeholder without a value (the message names them).
-        ConfigError: a NaN or infinite value, or one holding a NUL byte (no argv can carry one).
+        ConfigError: a NaN or infinite value, one holding a NUL byte (no argv can carry one), or text
+            outside the safe alphabet for a parameter not declared free text (``safe_value``).
     """
     missing = sorted({name for argument in arguments for name in argument.names} - set(values))
     if missing:
@@ -181,8 +218,25 @@ def render_arguments(arguments: tuple[Argument, ...], values: Mapping[str, Any],
         if name in flags:
             argv.extend(shlex.split(flags[name]) if is_true(values[name]) else [])
             continue
-        argv.append("".join(value_text(values[text], text) if is_name else text for text, is_name in argument.parts))
+        argv.append("".join(safe_value(values[text], text, free_text) if is_name else text
+                            for text, is_name in argument.parts))
     return argv
+
+
+def safe_value(value: Any, name: str, free_text: frozenset[str] = frozenset()) -> str:
+    """A placeholder's value as text, checked to be a number, a boolean or safe-alphabet text
+    (``SAFE_TEXT``) unless ``name`` is free text or a project-made value (``BUILT_IN``).
+
+    Raises:
+        ConfigError: names the placeholder, the value and the alphabet (see also ``value_text``).
+    """
+    text = value_text(value, name)
+    if name in free_text or name in BUILT_IN or isinstance(value, (bool, int, float)):
+        return text
+    if not isinstance(value, str) or not SAFE_TEXT.fullmatch(text):
+        raise ConfigError(f"value of {{{name}}} must be a number, a boolean or text of letters, digits and "
+                          f"._-/+=:, (declare it in free_text = [...] for anything else), got {value!r}")
+    return text
 
 
 def is_true(value: Any) -> bool:

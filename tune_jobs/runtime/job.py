@@ -19,7 +19,9 @@ import pandas as pd
 from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker, resolve_tracking_uri, sweep_run
-from search_spaces import Choice, IntRange, LogUniform, SearchSpace
+from search_spaces import Choice, IntRange, LogUniform, SearchSpace, upper_value
+from tune_jobs.runtime.job_lock import job_lock
+from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
 from tune_jobs.runtime.results import curve_table, trial_id_of, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
@@ -166,10 +168,12 @@ def open_job(settings: RunSettings, trial: Trial, job: str, prefix: str, params:
         TrackingError: MLflow is unreachable (nothing trained).
     """
     check_trial(settings, trial)
+    check_local_resources(settings)  # issue 20 hook: runtime/preflight.py, before Ray and before the parent run
     name = job_name(settings, prefix)
     all_params = {**run_params(settings, name, resolved or {}), **params}
-    with sweep_run(name, settings.experiment, all_params, {"job": job, **tags}, settings.tracking_uri,
-                   run_name=f"{job} {label}".strip()) as tracker:
+    with job_lock(settings, name), \
+            sweep_run(name, settings.experiment, all_params, {"job": job, **tags}, settings.tracking_uri,
+                      run_name=f"{job} {label}".strip()) as tracker:  # issue 20 hook: runtime/job_lock.py
         job = Job(settings, name, job, tracker)
         yield job
         tracker.log_summary(tracker.parent_run_id, {"perf/job_seconds": job.seconds(),
@@ -209,7 +213,8 @@ def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: 
     train["threads"] = settings.threads
     if settings.gpus_per_trial > 0:
         train["device"] = "cuda"
-    if train_steps is not None and space.sections.get("train", {}).get("warmup_steps", default_warmup) >= train_steps:
+    warmup = upper_value(space.sections.get("train", {}).get("warmup_steps", default_warmup))  # issue 20 hook: a Choice
+    if train_steps is not None and warmup >= train_steps:
         train["warmup_steps"] = max(1, int(train_steps * warmup_share))
     space = space.with_overrides(train=train)
     return space if settings.seeds is None else space.with_seed_count(settings.seeds)

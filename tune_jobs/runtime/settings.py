@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, TypeVar
 
+from search_spaces.dimensions import MAX_SEEDS
 from trainables.checks import finite_numbers, require
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.verdicts.seeds import MIN_SEEDS, SUCCESS_THRESHOLD
@@ -132,7 +133,8 @@ class SweepSettings(RunSettings):
     def check(self) -> None:
         super().check()
         for field_name, ok in (("num_configs", self.num_configs >= 1), ("min_seeds", self.min_seeds >= 1),
-                               ("seeds", self.seeds is None or self.seeds >= 1),
+                               ("seeds", self.seeds is None or 1 <= self.seeds <= MAX_SEEDS),
+                               ("search_seed", 0 <= self.search_seed < 2**32),  # issue 20: checks before Ray
                                ("success_threshold", 0 < self.success_threshold <= 1)):
             require(ok, f"{field_name} has an impossible value: {getattr(self, field_name)!r}")
 

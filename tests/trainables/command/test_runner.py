@@ -20,9 +20,11 @@ def spec(monkeypatch):
 
 
 def test_render_quotes_values_and_renders_flags(spec, tmp_path):
-    argv = render_command(spec, {**PARAMS, "use_rmsnorm": True, "tie_qkv": "a b"}, tmp_path, "r1")
+    argv = render_command(spec, {**PARAMS, "use_rmsnorm": True, "tie_qkv": "a_b"}, tmp_path, "r1")
     assert argv[1:3] == ["-m", "src.train"]
-    assert "--use-rmsnorm" in argv and argv[argv.index("--tie-qkv") + 1] == "a b"
+    assert "--use-rmsnorm" in argv and argv[argv.index("--tie-qkv") + 1] == "a_b"
+    with pytest.raises(ValueError, match=r"value of \{tie_qkv\} must be a number, a boolean or text of letters"):
+        render_command(spec, {**PARAMS, "tie_qkv": "a b"}, tmp_path, "r1")
     assert "--use-rmsnorm" not in render_command(spec, PARAMS, tmp_path, "r1")
     with pytest.raises(KeyError, match="needs a value for seed"):
         render_command(spec, {k: v for k, v in PARAMS.items() if k != "seed"}, tmp_path, "r1")
