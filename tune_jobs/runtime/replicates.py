@@ -1,8 +1,10 @@
-"""Replicates of a trial: a Tune trial trains one seed, or K seeds of one configuration stacked in one
-process (``--seeds-per-trial K``); each seed is one replicate, with its own MLflow run, its own
-trial-table row and its own verdict vote, whatever the trial's shape.
+"""Replicates of a trial: a Tune trial trains its seed group (``trial_config.SEEDS``), one seed or K seeds
+of one configuration stacked in one process (group size ``--seeds-per-trial K``); each seed is one
+replicate, with its own MLflow run, its own trial-table row and its own verdict vote.
 
-A stacked trial's config holds the batch as ``seeds`` (and ``seed`` = its first); each report holds
+A replicate's config is its trial's config with the one seed as its group. With group size 1 the
+replicate is the trial (key: the trial id, the report and checkpoint as they are). With K > 1 each
+replicate's key is ``<trial id>-s<seed>``; each report holds
 every running seed's metrics under ``seed<seed>/`` (e.g. ``seed43/val/exact_match``) beside the keys
 they share (``step``, ``env/*``), and its checkpoint folder holds each seed's single-format checkpoint
 in ``seed_<seed>/``. A seed whose report carries ``train/diverged_step`` failed alone: its training
@@ -20,7 +22,7 @@ from typing import Any, Iterator, Mapping, Optional
 import pandas as pd
 
 from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial_config import SEED, SEEDS, seeds_of
+from tune_jobs.runtime.trial_config import SEEDS, group_size, seeds_of
 
 DIVERGED = "train/diverged_step"
 """Metric of a replicate whose training diverged (value: the step); it ends FAILED, alone."""
@@ -28,8 +30,8 @@ _PREFIX = re.compile(r"seed(\d+)/")
 
 
 def is_stacked(config: Mapping[str, Any]) -> bool:
-    """Whether a trial trains several seeds stacked (its config lists ``seeds``)."""
-    return bool(config.get(SEEDS))
+    """Whether the configuration's trials train their seeds stacked (group size > 1)."""
+    return group_size(config) > 1
 
 
 def replicate_key(trial_id: str, seed: int, stacked: bool) -> str:
@@ -38,8 +40,8 @@ def replicate_key(trial_id: str, seed: int, stacked: bool) -> str:
 
 
 def replicate_config(config: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """The trial config of one replicate: ``seed`` set, no ``seeds`` list."""
-    return {**{k: v for k, v in config.items() if k != SEEDS}, SEED: seed}
+    """The trial config of one replicate: its one seed as the group."""
+    return {**config, SEEDS: [int(seed)]}
 
 
 def replicates(trial_id: str, config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -60,6 +62,13 @@ def split_result(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[i
         if match:
             split.setdefault(int(match[1]), dict(shared))[key[match.end():]] = value
     return split
+
+
+def final_metrics(config: Mapping[str, Any], last_result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Each seed's metrics in a trial's last report, in the order of ``seeds_of(config)`` (empty for a
+    seed the report lacks)."""
+    split = split_result(last_result or {}, config)
+    return [split.get(seed, {}) for seed in seeds_of(config)]
 
 
 def replicate_folder(folder: str | Path, seed: int, stacked: bool) -> Path:
@@ -99,9 +108,14 @@ class ReplicateResult:
     checkpoint: Any
 
 
+def trial_id_of(result: Any) -> str:
+    """A result's trial id: the one it reported, else its folder's name (``trial_dirname_creator``)."""
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
+
+
 def replicate_results(result: Any) -> list[ReplicateResult]:
     """A Tune Result as one ReplicateResult per seed it trained (the result itself for one seed)."""
-    trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    trial_id = trial_id_of(result)
     if not is_stacked(result.config):
         return [ReplicateResult(trial_id, dict(result.config), dict(result.metrics or {}), result.metrics_dataframe,
                                 result.error, result.path, result.checkpoint)]
