@@ -22,8 +22,8 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from mlflow_utils import SweepTracker, TrackingError, metric_step
 from tune_jobs.runtime.driver_callbacks import DriverCallback
-from tune_jobs.runtime.replicates import (diverged_error, final_metrics, is_stacked, replicate_config, replicate_folder,
-                                          replicate_key, replicate_results, replicates, split_result, trial_id_of)
+from tune_jobs.runtime.replicates import (diverged_error, final_metrics, replicate_folder, replicate_reports,
+                                          replicate_results, replicates, trial_id_of)
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial_config import config_id, flat_fields, run_settings, seed_of
 
@@ -158,20 +158,17 @@ class MlflowTrialRuns(DriverCallback):
         self._safely("run start", lambda: self._runs_of(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        trial_id, config, result = trial.trial_id, trial.config, dict(result)
-        stacked = is_stacked(config)
-        for seed, metrics in split_result(result, config).items():
-            key, seed_config = replicate_key(trial_id, seed, stacked), replicate_config(config, seed)
+        for key, seed_config, metrics in replicate_reports(trial.trial_id, trial.config, dict(result)):
             self._safely("metric logging", lambda k=key, c=seed_config, m=metrics: self._log_result(k, c, m))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        checkpoint, last_result, stacked = trial.checkpoint, trial.last_result, is_stacked(trial.config)
+        checkpoint, last_result = trial.checkpoint, trial.last_result
         final = final_metrics(trial.config, last_result)
 
         def end() -> None:
             with final_checkpoint_folder(checkpoint, last_result) as folder:
                 for (run_id, config), metrics in zip(self._runs_of(trial), final):
-                    seed_folder = None if folder is None else replicate_folder(folder, seed_of(config), stacked)
+                    seed_folder = None if folder is None else replicate_folder(folder, config)
                     if seed_folder is not None and seed_folder.is_dir():  # the final checkpoint only
                         self.tracker.log_artifacts(run_id, seed_folder, "checkpoints")
                     error = diverged_error(metrics)

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping, Optional
 import pandas as pd
 
 from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial_config import SEEDS, group_size, seeds_of
+from tune_jobs.runtime.trial_config import SEEDS, group_size, seed_of, seeds_of
 
 DIVERGED = "train/diverged_step"
 """Metric of a replicate whose training diverged (value: the step); it ends FAILED, alone."""
@@ -34,9 +34,9 @@ def is_stacked(config: Mapping[str, Any]) -> bool:
     return group_size(config) > 1
 
 
-def replicate_key(trial_id: str, seed: int, stacked: bool) -> str:
-    """A replicate's id: the trial id, with ``-s<seed>`` for a seed of a stacked trial."""
-    return f"{trial_id}-s{seed}" if stacked else trial_id
+def replicate_key(trial_id: str, config: Mapping[str, Any]) -> str:
+    """A replicate's id from its config: the trial id, with ``-s<seed>`` for a seed of a stacked trial."""
+    return f"{trial_id}-s{seed_of(config)}" if is_stacked(config) else trial_id
 
 
 def replicate_config(config: Mapping[str, Any], seed: int) -> dict[str, Any]:
@@ -46,8 +46,18 @@ def replicate_config(config: Mapping[str, Any], seed: int) -> dict[str, Any]:
 
 def replicates(trial_id: str, config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(replicate key, replicate config) of each seed a trial trains."""
-    stacked = is_stacked(config)
-    return [(replicate_key(trial_id, seed, stacked), replicate_config(config, seed)) for seed in seeds_of(config)]
+    configs = [replicate_config(config, seed) for seed in seeds_of(config)]
+    return [(replicate_key(trial_id, replicate), replicate) for replicate in configs]
+
+
+def replicate_reports(trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]
+                      ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(replicate key, replicate config, that seed's metrics) of each seed in one report of a trial."""
+    out = []
+    for seed, metrics in split_result(result, config).items():
+        replicate = replicate_config(config, seed)
+        out.append((replicate_key(trial_id, replicate), replicate, metrics))
+    return out
 
 
 def split_result(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
@@ -71,9 +81,9 @@ def final_metrics(config: Mapping[str, Any], last_result: Mapping[str, Any] | No
     return [split.get(seed, {}) for seed in seeds_of(config)]
 
 
-def replicate_folder(folder: str | Path, seed: int, stacked: bool) -> Path:
-    """Where a replicate's checkpoint files are inside its trial's checkpoint folder."""
-    return Path(folder) / f"seed_{seed}" if stacked else Path(folder)
+def replicate_folder(folder: str | Path, config: Mapping[str, Any]) -> Path:
+    """Where a replicate's checkpoint files are inside its trial's checkpoint folder (from its config)."""
+    return Path(folder) / f"seed_{seed_of(config)}" if is_stacked(config) else Path(folder)
 
 
 def diverged_error(metrics: Mapping[str, Any]) -> Optional[str]:
@@ -92,7 +102,7 @@ class _SubCheckpoint:
     @contextmanager
     def as_directory(self) -> Iterator[str]:
         with self.checkpoint.as_directory() as folder:
-            yield str(replicate_folder(folder, self.seed, True))
+            yield str(Path(folder) / f"seed_{self.seed}")
 
 
 @dataclass
@@ -132,6 +142,7 @@ def replicate_results(result: Any) -> list[ReplicateResult]:
         metrics = latest.get(seed, {})
         error = result.error if result.error is not None else diverged_error(metrics)
         checkpoint = None if result.checkpoint is None else _SubCheckpoint(result.checkpoint, seed)
-        out.append(ReplicateResult(replicate_key(trial_id, seed, True), replicate_config(result.config, seed),
-                                   metrics, frame, error, result.path, checkpoint))
+        replicate = replicate_config(result.config, seed)
+        out.append(ReplicateResult(replicate_key(trial_id, replicate), replicate, metrics, frame, error, result.path,
+                                   checkpoint))
     return out

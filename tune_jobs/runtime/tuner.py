@@ -133,18 +133,17 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
     concurrent = start_ray(settings)
     check_shared_storage(storage)
     trainable = tune.with_resources(trainable, trial_resources(settings))
-    callbacks = [MlflowTrialRuns(tracker, run_name), TrialStatuses(name)]
-    with bound(callbacks):
+    mlflow_runs, statuses = MlflowTrialRuns(tracker, run_name), TrialStatuses(name)
+    with bound([mlflow_runs, statuses]):
         tuner = _restored(storage, name, trainable, param_space) if settings.resume else tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, metric=OBJECTIVE, mode="max", num_samples=num_samples,
                                         max_concurrent_trials=concurrent, reuse_actors=True,
                                         trial_dirname_creator=lambda t: t.trial_id),
-            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=callbacks, verbose=1,
+            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[mlflow_runs, statuses], verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)))
-        grid = tuner.fit()
-        mlflow_runs, statuses = callbacks
+        grid = tuner.fit()  # Tune adds its own loggers to the callbacks list it is given: name ours apart
         interrupted = statuses.interrupted(trial_id_of(result) for result in grid)
         mlflow_runs.reconcile(grid, interrupted)
     return Fitted(grid, mlflow_runs.runs, mlflow_runs.failures, interrupted, concurrent)

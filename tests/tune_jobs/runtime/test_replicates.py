@@ -18,7 +18,8 @@ def test_each_seed_of_a_stacked_trial_is_a_replicate_with_its_own_key_and_seed()
     assert replicates("t1", single) == [("t1", single)]
     # a short last group of a stacked design keeps the stacked layout: its group size decides, not its length
     assert replicates("t2", {**CONFIG, "seeds": [12]}) == [("t2-s12", {**CONFIG, "seeds": [12]})]
-    assert replicate_folder("/x", 11, True).as_posix() == "/x/seed_11" and replicate_folder("/x", 11, False).as_posix() == "/x"
+    assert replicate_folder("/x", {**CONFIG, "seeds": [11]}).as_posix() == "/x/seed_11"
+    assert replicate_folder("/x", {**single, "seeds": [11]}).as_posix() == "/x"
 
 
 def test_a_report_splits_into_each_seeds_metrics_over_the_shared_keys():

@@ -1,10 +1,12 @@
 """Seeds are replicates: each suggested configuration once per seed, the seed written into the trial config."""
 
+import optuna
 import pytest
 from ray import tune
 from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces import Choice, SearchSpace
+from search_spaces import Choice, LogUniform, SearchSpace
 from tune_jobs.runtime.searcher import (OBJECTIVE, FixedConfigs, SeedGroups, SeedReplicates, fixed_replicates,
                                        optuna_replicates)
 
@@ -63,3 +65,22 @@ def test_a_grid_runs_every_combination_of_the_choices_and_refuses_ranges():
     ranged = space.with_overrides(train={"lr": LogUniform(0.01, 0.02)})
     with pytest.raises(SearchSpaceError, match="a grid runs choices only; train.lr is a range"):
         grid_points(ranged)
+
+
+def test_seed_groups_leave_optunas_suggestions_as_optuna_alone_makes_them():
+    space = SearchSpace("t", "", (0, 1, 2, 3), {"train": {"lr": LogUniform(1e-3, 1e-1)}})
+    domain = {"train": {"lr": tune.loguniform(1e-3, 1e-1)}}
+    replicated = optuna_replicates(space, search_seed=3, per_trial=2)
+    replicated.set_search_properties(OBJECTIVE, "max", domain)
+    alone = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=optuna.samplers.TPESampler(seed=3))
+    alone.set_search_properties(OBJECTIVE, "max", domain)
+    seen, expected = [], []
+    for config in range(12):
+        trials = [replicated.suggest(f"c{config}g{group}") for group in range(2)]
+        assert [t["seeds"] for t in trials] == [[0, 1], [2, 3]]
+        for group, score in enumerate((0.25, 0.75)):
+            replicated.on_trial_complete(f"c{config}g{group}", {OBJECTIVE: score + config})
+        seen.append(trials[0]["train"]["lr"])
+        expected.append(alone.suggest(f"a{config}")["train"]["lr"])
+        alone.on_trial_complete(f"a{config}", {OBJECTIVE: 0.5 + config})
+    assert seen == expected and len(set(seen)) == 12
