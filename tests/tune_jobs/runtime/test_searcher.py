@@ -51,7 +51,8 @@ def test_optuna_replicates_start_from_the_points_to_evaluate():
     searcher = optuna_replicates(space, search_seed=0)
     searcher.set_search_properties(OBJECTIVE, "max", {"model": {"d_model": tune.choice([7, 8, 16])}})
     first, second = searcher.suggest("a"), searcher.suggest("b")
-    assert first["model"]["d_model"] == second["model"]["d_model"] == 16 and (first["seeds"], second["seeds"]) == ([5], [6])
+    assert first["model"]["d_model"] == second["model"]["d_model"] == 16
+    assert (first["seeds"], second["seeds"]) == ([5], [6])
 
 
 def test_a_grid_runs_every_combination_of_the_choices_and_refuses_ranges():
