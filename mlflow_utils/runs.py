@@ -1,4 +1,4 @@
-"""Run lifecycle of a sweep: one parent run, one nested child run per trial, none left RUNNING.
+"""Run lifecycle of a sweep: a parent run, a nested child run per seed with its params, none left RUNNING.
 
 All writes go through one ``SweepTracker`` in the driver process, so an embedded SQLite store has a
 single writer. A trial's run is looked up by its trial id before one is created, so a restored
@@ -92,8 +92,8 @@ class SweepTracker:
 
     def start_trial_run(self, trial_id: str, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
                         live_trial_ids: Collection[str] = ()) -> str:
-        """The child run of ``trial_id``: the existing one (set RUNNING again), else an orphan it
-        adopts, else a new nested one.
+        """The child run of ``trial_id`` (a replicate's key), its ``params`` and ``tags`` written when it
+        is new: the existing one (set RUNNING again), else an orphan it adopts, else a new nested one.
 
         An orphan is a run of the same replicate (equal ``config_id`` and ``seed`` tags) left RUNNING
         or KILLED by a trial that is not in ``live_trial_ids``: a driver killed before Tune saved

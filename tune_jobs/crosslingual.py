@@ -27,7 +27,7 @@ from trainables.lm.corpus import check_corpora, corpora_of
 from trainables.lm.data import tokenizer_text
 from trainables.lm.tokenizer import build_tokenizer
 from tune_jobs.runtime.cli import run_main
-from tune_jobs.runtime.job import open_job, print_footer
+from tune_jobs.runtime.job import open_job
 from tune_jobs.runtime.searcher import fixed_replicates
 from tune_jobs.runtime.settings import RunSettings
 from tune_jobs.runtime.trial_config import RUN
@@ -129,7 +129,7 @@ def run_crosslingual(args: CrosslingualArgs) -> pd.DataFrame:
         print(table.to_string(index=False))
     for row in trials[trials["error"].notna()].itertuples():
         print(f"  trial {row.trial_id} (config {row.config_id}, seed {row.seed}) failed: {row.error}")
-    print_footer(job)
+    job.print_footer()
     return table
 
 

@@ -26,13 +26,13 @@ import torch
 from trainables.checks import require
 from trainables.command import load_command_spec, render_command
 from tune_jobs.runtime.cli import run_main
-from tune_jobs.runtime.job import Job, open_job, print_footer
+from tune_jobs.runtime.job import Job, open_job
 from tune_jobs.runtime.report import log_figures, markdown_table
 from tune_jobs.runtime.results import error_line
 from tune_jobs.runtime.replicates import replicate_results
-from tune_jobs.runtime.searcher import FixedConfigs
+from tune_jobs.runtime.searcher import FixedConfigs, SeedGroups
 from tune_jobs.runtime.settings import RunSettings
-from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED, SEEDS, replicate_of, seed_of
+from tune_jobs.runtime.trial_config import REPLICATE, RUN, replicate_of, seed_of, with_seeds
 from tune_jobs.trials.addition import ADDITION, STACKED_TRAIN
 from tune_jobs.trials.command import COMMAND
 from tune_jobs.verdicts import figures as plots
@@ -77,14 +77,14 @@ def role_of(config: dict[str, Any]) -> str:
 def trial_configs(sections: dict[str, Any], seeds: list[int], per_trial: int) -> list[dict[str, Any]]:
     """The trial configs of a reproduction: the claimed seed's two runs in the claim's own mode, then the
     other seeds one per trial, or ``per_trial`` stacked per trial on the counter stream in fast mode."""
-    configs = [{**sections, SEED: seed, REPLICATE: index} for index, seed in enumerate(seeds[:len(ROLES)])]
+    configs = [with_seeds({**sections, REPLICATE: index}, [seed], 1) for index, seed in enumerate(seeds[:len(ROLES)])]
     others = seeds[len(ROLES):]
-    if per_trial == 1:
-        return configs + [{**sections, SEED: seed, REPLICATE: len(ROLES) + i} for i, seed in enumerate(others)]
-    stacked = {**sections, "train": {**sections["train"], **STACKED_TRAIN}}
-    groups = [others[i:i + per_trial] for i in range(0, len(others), per_trial)]
-    return configs + [{**stacked, SEED: group[0], SEEDS: group, REPLICATE: len(ROLES) + i}
-                      for i, group in enumerate(groups)]
+    if not others:
+        return configs
+    groups = SeedGroups(tuple(others), per_trial)
+    stacked = sections if per_trial == 1 else {**sections, "train": {**sections["train"], **STACKED_TRAIN}}
+    return configs + [with_seeds({**stacked, REPLICATE: len(ROLES) + i}, groups.group(i), per_trial)
+                      for i in range(groups.count())]
 
 
 def run_plan(claim: Claim, args: ReproduceArgs) -> tuple[dict[str, Any], list[int], dict[str, Any]]:
@@ -145,7 +145,7 @@ def run_reproduction(args: ReproduceArgs) -> tuple[ClaimVerdict, pd.DataFrame]:
         environment = describe_environment(runs)
         _log(job, claim, verdict, runs, environment)
     _print(claim, verdict, runs, environment, args)
-    print_footer(job)
+    job.print_footer()
     return verdict, runs
 
 

@@ -21,7 +21,8 @@ from search_spaces import SearchSpace, load_space, validate, with_sets
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.checks import ConfigError
 from tune_jobs.runtime.cli import run_main
-from tune_jobs.runtime.job import run_sweep, with_run_settings
+from tune_jobs.runtime.job import run_sweep
+from tune_jobs.runtime.searcher import with_run_settings
 from tune_jobs.runtime.settings import SweepSettings
 from tune_jobs.trials.addition import ADDITION, STACKED_TRAIN
 

@@ -23,7 +23,8 @@ from trainables.checks import require
 from trainables.lm.config import SECTIONS, DataConfig, LMRun
 from trainables.lm.corpus import absolute_corpus, check_corpora, corpora_of
 from tune_jobs.runtime.cli import run_main
-from tune_jobs.runtime.job import run_sweep, with_run_settings
+from tune_jobs.runtime.job import run_sweep
+from tune_jobs.runtime.searcher import with_run_settings
 from tune_jobs.runtime.settings import SweepSettings
 from tune_jobs.trials.lm import LM
 from tune_jobs.verdicts import lm

@@ -20,6 +20,21 @@ from trainables.paths import PROJECT_ROOT
 from tune_jobs import cluster
 
 
+def kill_node(root: Path, node: str) -> list[int]:
+    """SIGKILL every process of the local cluster's ``node`` ("head" or "worker"): raylet, its workers
+    and agents (a preempted node). Returns the pids killed.
+
+    Raises:
+        ClusterError: no cluster was started from ``root``, or it has no such node.
+    """
+    state = cluster.read_state(root)
+    if state is None or node not in state["temp_dirs"]:
+        raise cluster.ClusterError(f"no {node!r} node recorded in {Path(root).resolve()}")
+    pids = cluster.node_processes(Path(state["temp_dirs"][node]))
+    cluster.stop_processes(pids, grace_s=0)
+    return pids
+
+
 @dataclass
 class Sweep:
     """One sweep job of the suite: its CLI arguments, storage, store and Ray temp dir."""

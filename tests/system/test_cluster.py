@@ -1,4 +1,4 @@
-"""The local two-node cluster (tune_jobs/cluster.py): pure choices (ports, temp dirs, env file) fast, and
+"""The local two-node cluster (tune_jobs/cluster/): pure choices (ports, temp dirs, env file) fast, and
 a real head + worker (marker `cluster`, `make test-cluster`): a driver joins with cluster.env only, runs
 a task on each node, the worker is killed, and `down` leaves no process behind."""
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.faults import kill_node
 from tune_jobs import cluster
 
 RAY_DEFAULT_PORTS = {6379, 8265, 10001, 52365, 8076}
@@ -151,7 +152,7 @@ def test_local_cluster_up_join_kill_worker_down(tmp_path):
                                       timeout=120)
             assert stranger.returncode != 0 and "Authentication token is missing or incorrect" in stranger.stderr
 
-        assert cluster.kill_node(info.root, "worker")
+        assert kill_node(info.root, "worker")
         assert not cluster.node_processes(info.temp_dirs["worker"])
         deadline = time.monotonic() + 60
         while [n["node"] for n in cluster.status(info.root)] != ["head"]:

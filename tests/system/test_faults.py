@@ -14,8 +14,8 @@ import pytest
 
 import time
 
-from tests.system.faults import (Sweep, assert_same_results, assert_sound, by_replicate, failed_calls, kill_process_group,
-                          mlflow_trials, record)
+from tests.system.faults import (Sweep, assert_same_results, assert_sound, by_replicate, failed_calls, kill_node,
+                                 kill_process_group, mlflow_trials, record)
 
 pytestmark = pytest.mark.faults
 
@@ -155,7 +155,7 @@ def test_a_killed_worker_node_moves_its_trials_to_the_head(sweep, baseline):
             return None
 
         trial_id = sweep.wait_for(on_worker_past_300, driver, what="a trial on the worker node past step 300")
-        assert cluster.kill_node(info.root, "worker")  # the node is preempted
+        assert kill_node(info.root, "worker")  # the node is preempted
         driver.wait(900)
         output = sweep.output(driver)
         assert driver.returncode == 0, output[-4000:]

@@ -16,15 +16,14 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
-from ray import tune
-from ray.tune.experiment import Trial
+from ray.tune.result import AUTO_RESULT_KEYS
 
 from mlflow_utils import SweepTracker, TrackingError, metric_step
-from tune_jobs.runtime.replicates import (diverged_error, is_stacked, replicate_config, replicate_folder, replicate_key,
-                                          replicate_results, replicates, split_result)
+from tune_jobs.runtime.driver_callbacks import DriverCallback
+from tune_jobs.runtime.replicates import (diverged_error, final_metrics, replicate_folder, replicate_reports,
+                                          replicate_results, replicates, trial_id_of)
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial_config import config_id, flat_fields, run_settings, seed_of
 
@@ -32,11 +31,27 @@ logger = logging.getLogger(__name__)
 
 METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "protocol/", "train_eval/", "diag/", "gen/", "tok/", "data/",
                    "audit/", "model/")
+"""Namespaces of the metrics a trial reports: every numeric value under them is logged."""
+METRIC_KEYS = ("lr", "success", OBJECTIVE, "resumed_from_step")
+"""Metrics a trial reports outside those namespaces."""
 TAG_PREFIXES = ("env/", "data/")
 """String values under these prefixes become tags (``env/`` stripped; ``data/`` checksums kept whole)."""
-METRIC_KEYS = ("lr", "success", OBJECTIVE, "resumed_from_step")
-_LIVE: dict[str, "MlflowTrialRuns"] = {}
-"""The driver's callback of each sweep id; a copy unpickled by ``Tuner.restore`` shares its state."""
+NOT_METRICS = frozenset({*AUTO_RESULT_KEYS, "trial_id", "done", "should_checkpoint", "experiment_tag", "step", "seed",
+                         "config_id", "checkpoint_path"})
+"""Keys of a report that are bookkeeping (Tune's own, the step, the replicate's identity), never metrics."""
+
+
+def split_metrics(result: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(the metrics of a report to log, the numeric keys it holds that are neither a known metric nor
+    bookkeeping: a namespace missing from ``METRIC_PREFIXES``)."""
+    metrics, unknown = {}, []
+    for key, value in result.items():
+        if key.startswith(METRIC_PREFIXES) or key in METRIC_KEYS:
+            metrics[key] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key not in NOT_METRICS \
+                and not key.startswith(("config/", *TAG_PREFIXES)):
+            unknown.append(key)
+    return metrics, unknown
 
 
 def flat_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,10 +68,12 @@ def default_run_name(config: dict[str, Any]) -> str:
     return f"{config_id(config)}-seed{seed_of(config)}"
 
 
-class MlflowTrialRuns(tune.Callback):
-    """Child run per trial under ``tracker``'s parent run (see module doc)."""
+class MlflowTrialRuns(DriverCallback):
+    """Child run per trial under ``tracker``'s parent run (see module doc); a copy restored by
+    ``Tuner.restore`` writes through this one's tracker (``driver_callbacks.bound``)."""
 
     def __init__(self, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name) -> None:
+        super().__init__(tracker.sweep_id)
         self.tracker = tracker
         self.run_name = run_name
         """Names a trial's run from its trial config."""
@@ -69,23 +86,8 @@ class MlflowTrialRuns(tune.Callback):
         self._tags: dict[str, dict[str, str]] = {}
         self._live: set[str] = set()
         """Trial ids Tune knows in this run of the job (an MLflow run of any other is an orphan)."""
-        self._statuses: dict[str, str] = {}
-        """Each trial's status at the end of Tune's latest step (before a Ctrl-C's clean-up marks the
-        running ones TERMINATED)."""
-        _LIVE[tracker.sweep_id] = self
-
-    # Tune pickles its callbacks into tuner.pkl; Tuner.restore unpickles them in the new driver, where
-    # the copy must write through the live tracker of the reopened sweep, not a stale client.
-    def __getstate__(self) -> dict[str, Any]:
-        return {"sweep_id": self.tracker.sweep_id}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        sweep_id = state["sweep_id"]
-        live = _LIVE.get(sweep_id)
-        if live is None:
-            raise RuntimeError(f"sweep {sweep_id!r} is restored without its MLflow tracker; "
-                               "restore it through tune_jobs.runtime.tuner.fit")
-        self.__dict__ = live.__dict__
+        self.refused: set[str] = set()
+        """Report keys not logged because no metric namespace names them (each warned about once)."""
 
     def _safely(self, what: str, action: Callable[[], None]) -> None:
         self.pending.append((what, action))
@@ -139,7 +141,11 @@ class MlflowTrialRuns(tune.Callback):
         except ValueError as error:  # a write that can never succeed must not hold the queue
             logger.warning("trial %s: result not logged to MLflow: %s", trial_id, error)
             return
-        metrics = {k: v for k, v in result.items() if k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS}
+        metrics, unknown = split_metrics(result)
+        for key in set(unknown) - self.refused:
+            self.refused.add(key)
+            logger.warning("trial %s reports %r, outside every metric namespace (METRIC_PREFIXES in %s): not logged "
+                           "to MLflow; add its namespace there to log it", trial_id, key, __name__)
         self.tracker.log_metrics(run_id, metrics, step=step)
         tags = {k.removeprefix("env/"): v for k, v in result.items() if k.startswith(TAG_PREFIXES) and isinstance(v, str)}
         changed = {k: v for k, v in tags.items() if self._tags.get(run_id, {}).get(k) != v}
@@ -152,40 +158,22 @@ class MlflowTrialRuns(tune.Callback):
         self._safely("run start", lambda: self._runs_of(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        trial_id, config, result = trial.trial_id, trial.config, dict(result)
-        stacked = is_stacked(config)
-        for seed, metrics in split_result(result, config).items():
-            key, seed_config = replicate_key(trial_id, seed, stacked), replicate_config(config, seed)
+        for key, seed_config, metrics in replicate_reports(trial.trial_id, trial.config, dict(result)):
             self._safely("metric logging", lambda k=key, c=seed_config, m=metrics: self._log_result(k, c, m))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        checkpoint, last_result, stacked = trial.checkpoint, trial.last_result, is_stacked(trial.config)
-        final = replicate_results(SimpleNamespace(config=trial.config, metrics=last_result or {}, path=trial.path,
-                                                  metrics_dataframe=None, error=None, checkpoint=None))
+        checkpoint, last_result = trial.checkpoint, trial.last_result
+        final = final_metrics(trial.config, last_result)
 
         def end() -> None:
             with final_checkpoint_folder(checkpoint, last_result) as folder:
-                for (run_id, config), replicate in zip(self._runs_of(trial), final):
-                    seed_folder = None if folder is None else replicate_folder(folder, seed_of(config), stacked)
+                for (run_id, config), metrics in zip(self._runs_of(trial), final):
+                    seed_folder = None if folder is None else replicate_folder(folder, config)
                     if seed_folder is not None and seed_folder.is_dir():  # the final checkpoint only
                         self.tracker.log_artifacts(run_id, seed_folder, "checkpoints")
-                    error = diverged_error(replicate.metrics)
+                    error = diverged_error(metrics)
                     self.tracker.end_run(run_id, "FAILED" if error else "FINISHED", error=error)
         self._safely("run end", end)
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self._statuses = {t.trial_id: t.status for t in trials}
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        # a trial Tune never stepped in this run of the job (restored already finished or errored, e.g.
-        # resuming a finished sweep) keeps the status it was restored with; those it stepped keep theirs
-        for trial in trials:
-            self._statuses.setdefault(trial.trial_id, trial.status)
-
-    def interrupted(self, trial_ids: Any) -> set[str]:
-        """Those of ``trial_ids`` that had not ended (neither TERMINATED nor ERROR) when Tune last
-        stepped: after a fit, the trials a Ctrl-C (or SIGTERM) cut short."""
-        return {t for t in trial_ids if self._statuses.get(t) not in (Trial.TERMINATED, Trial.ERROR)}
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = error_text(trial)
@@ -195,11 +183,11 @@ class MlflowTrialRuns(tune.Callback):
                 self.tracker.end_run(run_id, "FAILED", error=error)
         self._safely("run end", end)
 
-    def reconcile(self, results: Any, timeout_s: float = 300.0) -> int:
+    def reconcile(self, results: Any, interrupted: Collection[str] = (), timeout_s: float = 300.0) -> int:
         """Make MLflow match Tune's stored results after a fit: retry queued writes, then for every
         trial log the reported steps its run lacks and end it FINISHED or FAILED if it is not (KILLED
-        when the fit was interrupted before the trial ended; a trial that never started gets no run).
-        Returns how many runs were changed.
+        for the trials in ``interrupted``: the fit was cut short before they ended; a trial that never
+        started gets no run). Returns how many runs were changed.
 
         Raises:
             TrackingError: MLflow kept failing for ``timeout_s`` (see ``flush``).
@@ -210,7 +198,7 @@ class MlflowTrialRuns(tune.Callback):
         changed = 0
         try:
             for result in results:
-                trial_cut_short = bool(self.interrupted([(result.metrics or {}).get("trial_id") or Path(result.path).name]))
+                trial_cut_short = trial_id_of(result) in interrupted
                 for replicate in replicate_results(result):
                     changed += self._reconcile_one(replicate, trial_cut_short)
         except Exception as error:  # noqa: BLE001 - name the way out, whatever the store raised

@@ -1,8 +1,10 @@
-"""Replicates of a trial: a Tune trial trains one seed, or K seeds of one configuration stacked in one
-process (``--seeds-per-trial K``); each seed is one replicate, with its own MLflow run, its own
-trial-table row and its own verdict vote, whatever the trial's shape.
+"""Replicates of a trial: a Tune trial trains its seed group (``trial_config.SEEDS``), one seed or K seeds
+of one configuration stacked in one process (group size ``--seeds-per-trial K``); each seed is one
+replicate, with its own MLflow run, its own trial-table row and its own verdict vote.
 
-A stacked trial's config holds the batch as ``seeds`` (and ``seed`` = its first); each report holds
+A replicate's config is its trial's config with the one seed as its group. With group size 1 the
+replicate is the trial (key: the trial id, the report and checkpoint as they are). With K > 1 each
+replicate's key is ``<trial id>-s<seed>``; each report holds
 every running seed's metrics under ``seed<seed>/`` (e.g. ``seed43/val/exact_match``) beside the keys
 they share (``step``, ``env/*``), and its checkpoint folder holds each seed's single-format checkpoint
 in ``seed_<seed>/``. A seed whose report carries ``train/diverged_step`` failed alone: its training
@@ -20,7 +22,7 @@ from typing import Any, Iterator, Mapping, Optional
 import pandas as pd
 
 from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial_config import SEED, SEEDS, seeds_of
+from tune_jobs.runtime.trial_config import SEEDS, group_size, seed_of, seeds_of
 
 DIVERGED = "train/diverged_step"
 """Metric of a replicate whose training diverged (value: the step); it ends FAILED, alone."""
@@ -28,24 +30,34 @@ _PREFIX = re.compile(r"seed(\d+)/")
 
 
 def is_stacked(config: Mapping[str, Any]) -> bool:
-    """Whether a trial trains several seeds stacked (its config lists ``seeds``)."""
-    return bool(config.get(SEEDS))
+    """Whether the configuration's trials train their seeds stacked (group size > 1)."""
+    return group_size(config) > 1
 
 
-def replicate_key(trial_id: str, seed: int, stacked: bool) -> str:
-    """A replicate's id: the trial id, with ``-s<seed>`` for a seed of a stacked trial."""
-    return f"{trial_id}-s{seed}" if stacked else trial_id
+def replicate_key(trial_id: str, config: Mapping[str, Any]) -> str:
+    """A replicate's id from its config: the trial id, with ``-s<seed>`` for a seed of a stacked trial."""
+    return f"{trial_id}-s{seed_of(config)}" if is_stacked(config) else trial_id
 
 
 def replicate_config(config: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """The trial config of one replicate: ``seed`` set, no ``seeds`` list."""
-    return {**{k: v for k, v in config.items() if k != SEEDS}, SEED: seed}
+    """The trial config of one replicate: its one seed as the group."""
+    return {**config, SEEDS: [int(seed)]}
 
 
 def replicates(trial_id: str, config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(replicate key, replicate config) of each seed a trial trains."""
-    stacked = is_stacked(config)
-    return [(replicate_key(trial_id, seed, stacked), replicate_config(config, seed)) for seed in seeds_of(config)]
+    configs = [replicate_config(config, seed) for seed in seeds_of(config)]
+    return [(replicate_key(trial_id, replicate), replicate) for replicate in configs]
+
+
+def replicate_reports(trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]
+                      ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(replicate key, replicate config, that seed's metrics) of each seed in one report of a trial."""
+    out = []
+    for seed, metrics in split_result(result, config).items():
+        replicate = replicate_config(config, seed)
+        out.append((replicate_key(trial_id, replicate), replicate, metrics))
+    return out
 
 
 def split_result(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
@@ -62,9 +74,16 @@ def split_result(result: Mapping[str, Any], config: Mapping[str, Any]) -> dict[i
     return split
 
 
-def replicate_folder(folder: str | Path, seed: int, stacked: bool) -> Path:
-    """Where a replicate's checkpoint files are inside its trial's checkpoint folder."""
-    return Path(folder) / f"seed_{seed}" if stacked else Path(folder)
+def final_metrics(config: Mapping[str, Any], last_result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Each seed's metrics in a trial's last report, in the order of ``seeds_of(config)`` (empty for a
+    seed the report lacks)."""
+    split = split_result(last_result or {}, config)
+    return [split.get(seed, {}) for seed in seeds_of(config)]
+
+
+def replicate_folder(folder: str | Path, config: Mapping[str, Any]) -> Path:
+    """Where a replicate's checkpoint files are inside its trial's checkpoint folder (from its config)."""
+    return Path(folder) / f"seed_{seed_of(config)}" if is_stacked(config) else Path(folder)
 
 
 def diverged_error(metrics: Mapping[str, Any]) -> Optional[str]:
@@ -83,7 +102,7 @@ class _SubCheckpoint:
     @contextmanager
     def as_directory(self) -> Iterator[str]:
         with self.checkpoint.as_directory() as folder:
-            yield str(replicate_folder(folder, self.seed, True))
+            yield str(Path(folder) / f"seed_{self.seed}")
 
 
 @dataclass
@@ -99,9 +118,14 @@ class ReplicateResult:
     checkpoint: Any
 
 
+def trial_id_of(result: Any) -> str:
+    """A result's trial id: the one it reported, else its folder's name (``trial_dirname_creator``)."""
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
+
+
 def replicate_results(result: Any) -> list[ReplicateResult]:
     """A Tune Result as one ReplicateResult per seed it trained (the result itself for one seed)."""
-    trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    trial_id = trial_id_of(result)
     if not is_stacked(result.config):
         return [ReplicateResult(trial_id, dict(result.config), dict(result.metrics or {}), result.metrics_dataframe,
                                 result.error, result.path, result.checkpoint)]
@@ -118,6 +142,7 @@ def replicate_results(result: Any) -> list[ReplicateResult]:
         metrics = latest.get(seed, {})
         error = result.error if result.error is not None else diverged_error(metrics)
         checkpoint = None if result.checkpoint is None else _SubCheckpoint(result.checkpoint, seed)
-        out.append(ReplicateResult(replicate_key(trial_id, seed, True), replicate_config(result.config, seed),
-                                   metrics, frame, error, result.path, checkpoint))
+        replicate = replicate_config(result.config, seed)
+        out.append(ReplicateResult(replicate_key(trial_id, replicate), replicate, metrics, frame, error, result.path,
+                                   checkpoint))
     return out

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Collection
 
 import pandas as pd
 from ray.tune import ResultGrid
 
-from tune_jobs.runtime.replicates import replicate_results
+from tune_jobs.runtime.replicates import replicate_results, trial_id_of
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.trial_config import COLUMN_SEP, config_id, flat_fields, replicate_of, seed_of
-
-
-def trial_id_of(result: Any) -> str:
-    """A result's trial id: the one it reported, else its folder's name (``trial_dirname_creator``)."""
-    return (result.metrics or {}).get("trial_id") or Path(result.path).name
 
 
 def error_line(result: Any, limit: int = 300) -> str | None:

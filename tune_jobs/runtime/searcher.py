@@ -1,9 +1,10 @@
-"""From a search space to Ray Tune: domains, and searchers that run every configuration once per seed.
+"""From a search space to Ray Tune: the job's space, domains, and searchers that run every configuration on its seeds.
 
 Seeds are replicates, never a searched knob (google-research/tuning_playbook; cleanrl's tuner):
-``SeedReplicates`` repeats each configuration its inner searcher suggests once per seed and writes
-the seed into the trial config (``trial_config.SEED``); the inner searcher is told the
-configuration's mean objective, a crashed replicate counting as ``failure_score``. The inner searcher
+``SeedReplicates`` hands each configuration its inner searcher suggests one trial per seed group
+(``SeedGroups``: the seeds cut into groups of ``seeds_per_trial``, one seed each by default) and writes
+the group into the trial config (``trial_config.SEEDS``); the inner searcher is told the
+configuration's mean objective, a crashed trial counting as ``failure_score``. The inner searcher
 is Optuna's TPE for sweeps (``optuna_replicates``) or a fixed list for grids (``fixed_replicates``).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import optuna
@@ -18,8 +20,9 @@ from ray import tune
 from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces import Choice, IntRange, LogUniform, SearchSpace, SearchSpaceError
-from tune_jobs.runtime.trial_config import REPLICATE, RUN, SEED, SEEDS
+from search_spaces import Choice, IntRange, LogUniform, SearchSpace, SearchSpaceError, upper_value
+from tune_jobs.runtime.settings import SweepSettings
+from tune_jobs.runtime.trial_config import REPLICATE, RUN, with_seeds
 
 OBJECTIVE = "objective"
 """Per-trial score reported to Tune (higher is better); each trial defines its own."""
@@ -45,29 +48,57 @@ def param_space(space: SearchSpace, run: Mapping[str, Any], searched: bool = Tru
     return {**sections, RUN: dict(run)}
 
 
+@dataclass(frozen=True)
+class SeedGroups:
+    """A configuration's seeds as trials: ``seeds`` cut, in order, into groups of ``size`` (the last
+    may be short); group ``i`` is the seeds of the configuration's ``i``-th trial."""
+
+    seeds: tuple[int, ...]
+    """Every seed a configuration runs on (repeats allowed: a seed run twice)."""
+    size: int = 1
+    """Seeds a trial trains (``--seeds-per-trial``; > 1 stacks them in one process)."""
+
+    def __post_init__(self) -> None:
+        if not self.seeds or self.size < 1:
+            raise ValueError(f"seed groups need seeds and a size >= 1, got {self.seeds!r} and {self.size!r}")
+
+    def count(self) -> int:
+        """Trials a configuration runs."""
+        return -(-len(self.seeds) // self.size)
+
+    def group(self, index: int) -> tuple[int, ...]:
+        """The seeds of a configuration's ``index``-th trial.
+
+        Raises:
+            IndexError: the configuration has no such trial.
+        """
+        if not 0 <= index < self.count():
+            raise IndexError(f"seed group {index} of {self.count()}")
+        return tuple(int(s) for s in self.seeds[index * self.size:(index + 1) * self.size])
+
+
 class SeedReplicates(Repeater):
-    """``Repeater`` that writes each replicate's seed and counts a crashed replicate as a failure.
+    """``Repeater`` that hands each trial of a configuration its seed group and counts a crashed
+    trial as a failure.
 
     Ray's Repeater averages with ``nanmean``, so a crashed seed would vanish from the success rate;
-    here it scores ``failure_score``, and the inner searcher receives the configuration's mean.
+    here it scores ``failure_score``, and the inner searcher receives the configuration's mean. The
+    groups come from ``next_group``, asked once per trial as the trial is suggested.
     """
 
-    def __init__(self, searcher: Searcher, seeds: Sequence[int], failure_score: float = 0.0,
-                 per_trial: int = 1) -> None:
-        groups = [tuple(int(s) for s in seeds[i:i + per_trial]) for i in range(0, len(seeds), per_trial)]
-        super().__init__(searcher, repeat=len(groups), set_index=True)
-        self.seeds = tuple(int(s) for s in seeds)
+    def __init__(self, searcher: Searcher, groups: SeedGroups, failure_score: float = 0.0) -> None:
+        super().__init__(searcher, repeat=groups.count(), set_index=True)
         self.groups = groups
-        """The seeds of each trial of a configuration: one each, or ``per_trial`` stacked in one trial."""
         self.failure_score = failure_score
+
+    def next_group(self, config: Mapping[str, Any]) -> tuple[int, ...]:
+        """The seed group of the configuration's next trial (its ``REPLICATE`` index among them)."""
+        return self.groups.group(config[REPLICATE])
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            group = self.groups[config[REPLICATE]]
-            config[SEED] = group[0]
-            if len(group) > 1 or len(self.groups[0]) > 1:
-                config[SEEDS] = list(group)
+            config = with_seeds(config, self.next_group(config), self.groups.size)
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any) -> None:
@@ -124,7 +155,7 @@ def optuna_replicates(space: SearchSpace, search_seed: int, failure_score: float
     sampler = optuna.samplers.TPESampler(seed=search_seed)
     optuna_search = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=sampler,
                                  points_to_evaluate=_flat_points(space) or None)
-    return SeedReplicates(optuna_search, space.seeds, failure_score, per_trial)
+    return SeedReplicates(optuna_search, SeedGroups(tuple(space.seeds), per_trial), failure_score)
 
 
 def grid_points(space: SearchSpace) -> list[dict[str, dict[str, Any]]]:
@@ -151,4 +182,20 @@ def grid_points(space: SearchSpace) -> list[dict[str, dict[str, Any]]]:
 def fixed_replicates(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int], failure_score: float = 0.0,
                      per_trial: int = 1) -> SeedReplicates:
     """Each of ``configs`` (section dicts) once per seed of ``seeds`` (``per_trial`` stacked in a trial), in order."""
-    return SeedReplicates(FixedConfigs(configs), seeds, failure_score, per_trial)
+    return SeedReplicates(FixedConfigs(configs), SeedGroups(tuple(seeds), per_trial), failure_score)
+
+
+def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: int | None,
+                      eval_interval: int | None, default_warmup: int, warmup_share: float) -> SearchSpace:
+    """``space`` with the job's shortcuts applied to its ``train`` section: steps, evaluation
+    interval, threads, CUDA when GPUs are asked for (a warmup as long as the new schedule shrinks to
+    ``warmup_share`` of it), and the seed count."""
+    train = {k: v for k, v in (("train_steps", train_steps), ("eval_interval", eval_interval)) if v is not None}
+    train["threads"] = settings.threads
+    if settings.gpus_per_trial > 0:
+        train["device"] = "cuda"
+    warmup = upper_value(space.sections.get("train", {}).get("warmup_steps", default_warmup))  # a Choice: its largest
+    if train_steps is not None and warmup >= train_steps:
+        train["warmup_steps"] = max(1, int(train_steps * warmup_share))
+    space = space.with_overrides(train=train)
+    return space if settings.seeds is None else space.with_seed_count(settings.seeds)

@@ -6,10 +6,12 @@ A Tune trial's config is a dict of:
   addition trainable; ``model``, ``train``, ``data``, ``tokenizer``... of the language model;
   ``command`` and ``params`` of a command job), never holding a seed. They are the
   configuration's identity: ``config_id`` hashes them and nothing else;
-- ``seed``: the replicate's seed, written by the seed-replicate searcher (``runtime.searcher``);
-  a trial that trains K seeds stacked (``--seeds-per-trial``) lists them in ``seeds`` too, ``seed``
-  being the first (``runtime.replicates``);
-- ``__trial_index__``: the replicate's index among its configuration's (Ray's ``Repeater``);
+- ``seeds``: the trial's seed group, written by the seed-replicate searcher (``runtime.searcher``):
+  one seed, or K seeds trained stacked in one process (``--seeds-per-trial K``);
+- ``seeds_per_trial``: the group size K of the configuration's trials (1: one seed a trial). It, not
+  the length of one group (a last group may be short), decides the replicate layout
+  (``runtime.replicates``);
+- ``__trial_index__``: the trial's index among its configuration's (Ray's ``Repeater``);
 - ``run``: how the trial runs, not what it is (``success_threshold``, ``protocol``, ``max_steps``,
   ``checkpoint_interval``, the Ray Train spec ``ray_train``).
 
@@ -20,14 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+SEEDS = "seeds"
+"""Key of the trial's seed group (a list: one seed, or a stacked group)."""
+GROUP_SIZE = "seeds_per_trial"
+"""Key of the group size of the configuration's trials (absent = 1)."""
 SEED = "seed"
-"""Key of the replicate's seed."""
+"""Key of the one seed of a trial config stored before seed groups (read, never written)."""
 RUN = "run"
 """Key of the run settings (not part of the configuration's identity)."""
-SEEDS = "seeds"
-"""Key of the seeds a stacked trial trains (absent for a trial of one seed)."""
 REPLICATE = "__trial_index__"
 """Key of the replicate's index (``ray.tune.search.repeater.TRIAL_INDEX``)."""
 
@@ -37,18 +41,36 @@ def sections(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: dict(v) for k, v in config.items() if isinstance(v, Mapping) and k != RUN}
 
 
-def seed_of(config: Mapping[str, Any]) -> int:
-    """The trial's seed.
+def seeds_of(config: Mapping[str, Any]) -> list[int]:
+    """Every seed the trial trains (its ``seeds``).
 
     Raises:
-        KeyError: the config has no seed (it was not made by the seed-replicate searcher).
+        KeyError: the config has no seeds (it was not made by the seed-replicate searcher).
     """
-    return int(config[SEED])
-
-
-def seeds_of(config: Mapping[str, Any]) -> list[int]:
-    """Every seed the trial trains: ``seeds`` of a stacked trial, else its one ``seed``."""
     return [int(s) for s in config.get(SEEDS) or [config[SEED]]]
+
+
+def seed_of(config: Mapping[str, Any]) -> int:
+    """The seed of a trial (or replicate) config of one seed.
+
+    Raises:
+        KeyError: the config has no seeds.
+        ValueError: it holds several (a stacked trial: take its replicates, ``runtime.replicates``).
+    """
+    seeds = seeds_of(config)
+    if len(seeds) != 1:
+        raise ValueError(f"a trial config of {len(seeds)} seeds {seeds} has no one seed; read its replicates")
+    return seeds[0]
+
+
+def group_size(config: Mapping[str, Any]) -> int:
+    """The group size K of the configuration's trials (1 when one seed a trial)."""
+    return int(config.get(GROUP_SIZE, 1))
+
+
+def with_seeds(config: Mapping[str, Any], seeds: Sequence[int], size: int) -> dict[str, Any]:
+    """``config`` as a trial of the seed group ``seeds`` out of groups of ``size``."""
+    return {**{k: v for k, v in config.items() if k != SEED}, SEEDS: [int(s) for s in seeds], GROUP_SIZE: int(size)}
 
 
 def replicate_of(config: Mapping[str, Any]) -> int:

@@ -11,6 +11,7 @@ storage path: it must be storage the user trusts.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,9 +21,12 @@ from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker
 from trainables.checks import ConfigError
+from tune_jobs.runtime.driver_callbacks import bound
+from tune_jobs.runtime.interruptions import TrialStatuses
 from tune_jobs.runtime.mlflow_callback import MlflowTrialRuns, default_run_name
 from tune_jobs.runtime.ray_session import start_ray, trial_resources
 from tune_jobs.runtime.ray_train import RAY_TRAIN, data_parallel
+from tune_jobs.runtime.replicates import trial_id_of
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.settings import RunSettings, is_uri
 from tune_jobs.runtime.storage import KEEP_CHECKPOINTS, check_shared_storage, check_writable
@@ -89,18 +93,32 @@ def check_devices(settings: RunSettings, param_space: dict[str, Any]) -> None:
                               f"give --gpus-per-trial (GPUS=) a share of a GPU, or set {section}.device=cpu")
 
 
+@dataclass
+class Fitted:
+    """What a fit leaves: Tune's results and what the driver's callbacks recorded."""
+
+    grid: ResultGrid
+    """Tune's results, one per trial."""
+    run_ids: dict[str, str]
+    """Replicate key -> MLflow run id."""
+    failures: int
+    """MLflow calls that failed (each was queued and retried)."""
+    interrupted: set[str]
+    """Trial ids the fit left unfinished (a Ctrl-C or SIGTERM stopped it)."""
+    slots: int
+    """Trials that could run at once."""
+
+
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
-        name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name
-        ) -> tuple[ResultGrid, MlflowTrialRuns, int]:
+        name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name) -> Fitted:
     """Run ``trial`` on the configs ``searcher`` suggests, each mirrored into MLflow under ``tracker``'s
-    parent run (see the module doc); returns Tune's results, the callback (its run ids) and how many
-    trials could run at once.
+    parent run (see the module doc). The settings were checked against the trial (``check_trial``)
+    before the parent run opened.
 
     Raises:
-        ConfigError: settings the trial or the cluster cannot serve (before any trial runs).
-        StorageError: the storage path is not writable, or not shared by every node.
+        ConfigError: settings the cluster cannot serve (before any trial runs).
+        StorageError: the storage path is not shared by every node.
     """
-    check_trial(settings, trial)
     check_devices(settings, param_space)
     storage = settings.storage()
     run = dict(param_space.get(RUN, {}))
@@ -115,20 +133,23 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
     concurrent = start_ray(settings)
     check_shared_storage(storage)
     trainable = tune.with_resources(trainable, trial_resources(settings))
-    callback = MlflowTrialRuns(tracker, run_name)
-    if settings.resume:
-        tuner = tune.Tuner.restore(f"{storage.rstrip('/')}/{name}", trainable, resume_unfinished=True,
-                                   resume_errored=True, param_space=param_space)
-    else:
-        tuner = tune.Tuner(
+    mlflow_runs, statuses = MlflowTrialRuns(tracker, run_name), TrialStatuses(name)
+    with bound([mlflow_runs, statuses]):
+        tuner = _restored(storage, name, trainable, param_space) if settings.resume else tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, metric=OBJECTIVE, mode="max", num_samples=num_samples,
                                         max_concurrent_trials=concurrent, reuse_actors=True,
                                         trial_dirname_creator=lambda t: t.trial_id),
-            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[callback], verbose=1,
+            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[mlflow_runs, statuses], verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)),
-        )
-    grid = tuner.fit()
-    callback.reconcile(grid)
-    return grid, callback, concurrent
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)))
+        grid = tuner.fit()  # Tune adds its own loggers to the callbacks list it is given: name ours apart
+        interrupted = statuses.interrupted(trial_id_of(result) for result in grid)
+        mlflow_runs.reconcile(grid, interrupted)
+    return Fitted(grid, mlflow_runs.runs, mlflow_runs.failures, interrupted, concurrent)
+
+
+def _restored(storage: str, name: str, trainable: Any, param_space: dict[str, Any]) -> tune.Tuner:
+    """The interrupted experiment ``storage/name`` restored (its callbacks are this fit's, bound)."""
+    return tune.Tuner.restore(f"{storage.rstrip('/')}/{name}", trainable, resume_unfinished=True,
+                              resume_errored=True, param_space=param_space)

@@ -3,21 +3,23 @@
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 
 from tune_jobs.runtime.replicates import (DIVERGED, replicate_folder, replicate_results, replicates, split_result)
-from tune_jobs.runtime.searcher import OBJECTIVE, FixedConfigs, SeedReplicates
+from tune_jobs.runtime.searcher import OBJECTIVE, FixedConfigs, SeedGroups, SeedReplicates
+from tune_jobs.runtime.trial_config import seed_of
 
-CONFIG = {"model": {"d_model": 4}, "seed": 10, "seeds": [10, 11], "__trial_index__": 0, "run": {}}
+CONFIG = {"model": {"d_model": 4}, "seeds": [10, 11], "seeds_per_trial": 2, "__trial_index__": 0, "run": {}}
 
 
 def test_each_seed_of_a_stacked_trial_is_a_replicate_with_its_own_key_and_seed():
-    assert replicates("t1", CONFIG) == [("t1-s10", {"model": {"d_model": 4}, "seed": 10, "__trial_index__": 0,
-                                                    "run": {}}),
-                                        ("t1-s11", {"model": {"d_model": 4}, "seed": 11, "__trial_index__": 0,
-                                                    "run": {}})]
-    single = {k: v for k, v in CONFIG.items() if k != "seeds"}
+    assert replicates("t1", CONFIG) == [("t1-s10", {**CONFIG, "seeds": [10]}), ("t1-s11", {**CONFIG, "seeds": [11]})]
+    single = {**CONFIG, "seeds": [10], "seeds_per_trial": 1}
     assert replicates("t1", single) == [("t1", single)]
-    assert replicate_folder("/x", 11, True).as_posix() == "/x/seed_11" and replicate_folder("/x", 11, False).as_posix() == "/x"
+    # a short last group of a stacked design keeps the stacked layout: its group size decides, not its length
+    assert replicates("t2", {**CONFIG, "seeds": [12]}) == [("t2-s12", {**CONFIG, "seeds": [12]})]
+    assert replicate_folder("/x", {**CONFIG, "seeds": [11]}).as_posix() == "/x/seed_11"
+    assert replicate_folder("/x", {**single, "seeds": [11]}).as_posix() == "/x"
 
 
 def test_a_report_splits_into_each_seeds_metrics_over_the_shared_keys():
@@ -36,14 +38,29 @@ def test_a_diverged_seed_fails_alone_with_its_own_history():
     result = SimpleNamespace(config=CONFIG, metrics=history.iloc[-1].to_dict(), metrics_dataframe=history, error=None,
                              path="/store/t1", checkpoint=None)
     first, second = replicate_results(result)
-    assert (first.key, first.config["seed"], first.error) == ("t1-s10", 10, None)
+    assert (first.key, seed_of(first.config), first.error) == ("t1-s10", 10, None)
     assert first.metrics_dataframe["val/exact_match"].tolist() == [0.0, 0.5]
     assert second.key == "t1-s11" and "training diverged at step 13" in second.error
     assert second.metrics_dataframe["step"].tolist() == [0, 20] and second.metrics[DIVERGED] == 13
 
 
 def test_seed_groups_of_a_configuration_cover_every_seed_once():
-    searcher = SeedReplicates(FixedConfigs([{"model": {}}]), seeds=(0, 1, 2, 3, 4), per_trial=2)
+    searcher = SeedReplicates(FixedConfigs([{"model": {}}]), SeedGroups((0, 1, 2, 3, 4), 2))
     configs = [searcher.suggest(f"t{i}") for i in range(3)]
-    assert [c["seeds"] for c in configs] == [[0, 1], [2, 3], [4]] and [c["seed"] for c in configs] == [0, 2, 4]
-    assert searcher.repeat == 3
+    assert [c["seeds"] for c in configs] == [[0, 1], [2, 3], [4]] and {c["seeds_per_trial"] for c in configs} == {2}
+    assert searcher.repeat == 3 and searcher.suggest("t3") == "FINISHED"
+
+
+def test_a_seed_group_is_handed_out_per_trial_and_a_missing_one_is_refused():
+    groups = SeedGroups((5, 6, 7), 1)
+    assert groups.count() == 3 and [groups.group(i) for i in range(3)] == [(5,), (6,), (7,)]
+    with pytest.raises(IndexError, match="seed group 3 of 3"):
+        groups.group(3)
+    with pytest.raises(ValueError, match="size >= 1"):
+        SeedGroups((5,), 0)
+
+
+def test_a_config_of_several_seeds_has_no_one_seed():
+    assert seed_of({**CONFIG, "seeds": [11]}) == 11 and seed_of({"seed": 4}) == 4  # a config stored before groups
+    with pytest.raises(ValueError, match="of 2 seeds"):
+        seed_of(CONFIG)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from search_spaces import Choice, LogUniform, SearchSpace
-from tune_jobs.runtime.job import run_params, space_values
+from tune_jobs.runtime.params import run_params, space_values
 from tune_jobs.runtime.report import (cell_text, child_metrics, description, markdown_table, metric_name,
                                       parent_metrics, readable_rates, view_columns)
 from tune_jobs.runtime.settings import SweepSettings

@@ -1,17 +1,20 @@
 """Seeds are replicates: each suggested configuration once per seed, the seed written into the trial config."""
 
+import optuna
 import pytest
 from ray import tune
 from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces import Choice, SearchSpace
-from tune_jobs.runtime.searcher import OBJECTIVE, FixedConfigs, SeedReplicates, fixed_replicates, optuna_replicates
+from search_spaces import Choice, LogUniform, SearchSpace
+from tune_jobs.runtime.searcher import (OBJECTIVE, FixedConfigs, SeedGroups, SeedReplicates, fixed_replicates,
+                                       optuna_replicates)
 
 
 def test_every_configuration_runs_once_per_seed_with_the_seed_in_its_config():
     searcher = fixed_replicates([{"model": {"d_model": 8}}, {"model": {"d_model": 16}}], seeds=(42, 42, 43))
     configs = [searcher.suggest(f"t{i}") for i in range(6)]
-    assert [c["seed"] for c in configs] == [42, 42, 43] * 2
+    assert [c["seeds"] for c in configs] == [[42], [42], [43]] * 2 and {c["seeds_per_trial"] for c in configs} == {1}
     assert [c["__trial_index__"] for c in configs] == [0, 1, 2] * 2
     assert [c["model"]["d_model"] for c in configs] == [8, 8, 8, 16, 16, 16]
     assert searcher.suggest("t6") == Searcher.FINISHED
@@ -24,7 +27,7 @@ def test_a_crashed_replicate_counts_as_a_failure_not_a_missing_value():
         def on_trial_complete(self, trial_id, result=None, error=False):
             told.append(result[OBJECTIVE])
 
-    searcher = SeedReplicates(Inner([{"model": {}}]), seeds=(0, 1, 2), failure_score=-16.0)
+    searcher = SeedReplicates(Inner([{"model": {}}]), SeedGroups((0, 1, 2)), failure_score=-16.0)
     for i in range(3):
         searcher.suggest(f"t{i}")
     searcher.on_trial_complete("t0", {OBJECTIVE: 1.0})
@@ -48,7 +51,8 @@ def test_optuna_replicates_start_from_the_points_to_evaluate():
     searcher = optuna_replicates(space, search_seed=0)
     searcher.set_search_properties(OBJECTIVE, "max", {"model": {"d_model": tune.choice([7, 8, 16])}})
     first, second = searcher.suggest("a"), searcher.suggest("b")
-    assert first["model"]["d_model"] == second["model"]["d_model"] == 16 and (first["seed"], second["seed"]) == (5, 6)
+    assert first["model"]["d_model"] == second["model"]["d_model"] == 16
+    assert (first["seeds"], second["seeds"]) == ([5], [6])
 
 
 def test_a_grid_runs_every_combination_of_the_choices_and_refuses_ranges():
@@ -62,3 +66,22 @@ def test_a_grid_runs_every_combination_of_the_choices_and_refuses_ranges():
     ranged = space.with_overrides(train={"lr": LogUniform(0.01, 0.02)})
     with pytest.raises(SearchSpaceError, match="a grid runs choices only; train.lr is a range"):
         grid_points(ranged)
+
+
+def test_seed_groups_leave_optunas_suggestions_as_optuna_alone_makes_them():
+    space = SearchSpace("t", "", (0, 1, 2, 3), {"train": {"lr": LogUniform(1e-3, 1e-1)}})
+    domain = {"train": {"lr": tune.loguniform(1e-3, 1e-1)}}
+    replicated = optuna_replicates(space, search_seed=3, per_trial=2)
+    replicated.set_search_properties(OBJECTIVE, "max", domain)
+    alone = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=optuna.samplers.TPESampler(seed=3))
+    alone.set_search_properties(OBJECTIVE, "max", domain)
+    seen, expected = [], []
+    for config in range(12):
+        trials = [replicated.suggest(f"c{config}g{group}") for group in range(2)]
+        assert [t["seeds"] for t in trials] == [[0, 1], [2, 3]]
+        for group, score in enumerate((0.25, 0.75)):
+            replicated.on_trial_complete(f"c{config}g{group}", {OBJECTIVE: score + config})
+        seen.append(trials[0]["train"]["lr"])
+        expected.append(alone.suggest(f"a{config}")["train"]["lr"])
+        alone.on_trial_complete(f"a{config}", {OBJECTIVE: 0.5 + config})
+    assert seen == expected and len(set(seen)) == 12

@@ -1,10 +1,11 @@
 """The job's accounting of its capacity: what the slots idled at the end while the last trials finished."""
 
+import time
 from types import SimpleNamespace
 
 import pytest
 
-from tune_jobs.runtime.job import drain_idle_seconds, trial_intervals
+from tune_jobs.runtime.accounting import Accounting, drain_idle_seconds, trial_intervals
 
 
 def test_the_drain_is_the_idle_slot_time_after_the_last_start():
@@ -22,3 +23,17 @@ def test_intervals_come_from_the_last_report_and_skip_trials_that_never_reported
     grid = [SimpleNamespace(metrics={"timestamp": 100, "time_total_s": 40.5}),
             SimpleNamespace(metrics={}), SimpleNamespace(metrics=None)]
     assert trial_intervals(grid) == [pytest.approx((59.5, 100.0))]
+
+
+def test_a_fit_adds_its_trials_time_and_the_shares_split_the_capacity():
+    grid = [SimpleNamespace(metrics={"timestamp": 110.0, "time_total_s": 10.0}),
+            SimpleNamespace(metrics={"timestamp": 130.0, "time_total_s": 30.0})]
+    accounting = Accounting(started=0.0)
+    assert accounting.seconds() > 0 and accounting.overhead_share() != accounting.overhead_share()  # NaN: no fit yet
+    accounting.add_fit(grid, slots=2)
+    assert (accounting.slots, accounting.trial_seconds, accounting.drain_seconds) == (2, 40.0, 20.0)
+    accounting.started = time.perf_counter() - 50.0  # opened 50 s ago: capacity 100 slot-seconds
+    assert accounting.overhead_share() == pytest.approx(1 - 40 / 100, abs=1e-3)
+    assert accounting.drain_share() == pytest.approx(20 / 100, abs=1e-3)
+    assert set(accounting.metrics()) == {"perf/job_seconds", "perf/trial_seconds", "perf/overhead_share",
+                                         "perf/drain_share"}
