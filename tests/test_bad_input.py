@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import re
+import socket
 import sqlite3
 
 import pytest
@@ -270,3 +271,16 @@ def test_cuda_without_a_gpu_share_is_refused_before_ray_starts(files, capsys):
     err = capsys.readouterr().err
     assert "error: train.device='cuda' but gpus_per_trial=0: a trial holding no GPU sees none" in err
     assert not ray.is_initialized()
+
+
+def test_an_unreachable_ray_address_is_refused_before_ray_and_mlflow(files, capsys, monkeypatch):
+    """Issue 20, item 8: an unreachable RAY_ADDRESS hung with a parent run created; now a bounded wait, one line."""
+    with socket.socket() as closed:  # a port nothing listens on: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed.getsockname()[1]}")
+        assert sweep_addition.main(["--tracking-uri", f"sqlite:///{files / 'mlruns.db'}", "--storage-path",
+                                    str(files / "storage")]) == 2
+    err = capsys.readouterr().err
+    assert "ray_address '127.0.0.1:" in err and "no Ray cluster answers there within 10 s" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not ray.is_initialized() and not (files / "mlruns.db").exists()

@@ -3,6 +3,7 @@ judges nothing cut short, says how to resume, and exits 130."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -20,17 +21,27 @@ def _past(step: int):
     return lambda results: any(rows and rows[-1]["step"] >= step for rows in results.values())
 
 
-@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)],
-                         ids=["ctrl-c", "sigterm", "ctrl-c-twice"])
+GROUP = "group"
+"""Send the next signal to the driver's whole process group (what `timeout`, systemd, Slurm and a closed
+terminal do), not to the driver alone."""
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM,), (signal.SIGINT, signal.SIGINT),
+                                     (GROUP, signal.SIGTERM)],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-twice", "sigterm-group"])
 def test_an_interrupted_sweep_is_killed_not_judged(tmp_path, signals):
     sweep = Sweep(tmp_path, "interrupt", ARGS)
     driver = sweep.start()
     try:
         sweep.wait_for(_past(200), driver, timeout_s=300, what="a trial past step 200")
-        for sent in signals:
-            driver.send_signal(sent)
+        to_group = signals[0] == GROUP
+        for sent in signals[1:] if to_group else signals:
+            if to_group:  # the sweep was started in a session of its own: its group id is its pid
+                os.killpg(driver.pid, sent)
+            else:
+                driver.send_signal(sent)
             time.sleep(0.5)
-        driver.wait(300)
+        driver.wait(30 if to_group else 300)  # within seconds, whatever Ray's processes did with it
     finally:
         sweep.cleanup()
     output = sweep.output(driver)
@@ -44,6 +55,6 @@ def test_an_interrupted_sweep_is_killed_not_judged(tmp_path, signals):
     assert parent.info.status == "KILLED"
     assert not any(tag.startswith("verdict.") and not value.startswith("INTERRUPTED")
                    for tag, value in parent.data.tags.items() if tag != "verdict.best_config")
-    if len(signals) == 1:  # a graceful stop: the verdict table says so, and how to resume
+    if len(signals) == 1 or signals[0] == GROUP:  # a graceful stop: the verdict table says so, and how to resume
         assert "INTERRUPTED" in output and "make sweep-addition RESUME=1 NAME=interrupt" in output
     assert "Traceback" not in output.split("Verdicts of")[-1]
