@@ -38,6 +38,7 @@ FILES = {
     "space_nan.toml": "seeds = [0, 1, 2]\n[train]\nlr = nan\n",
     "space_not_toml.toml": "seeds = [0, 1\n",
     "space_no_seeds.toml": "[train]\nlr = 0.01\n",
+    "space_seed_range.toml": "seeds = { min = 3, max = 12 }\n[train]\nlr = 0.01\n",
     "job_sh_c.toml": COMMAND_JOB.replace('"{python} train.py --lr {lr}"', """'''sh -c "echo '{tag}'" '''""")
                                 .replace("lr = 0.01", "tag = 'x'"),
     "job_nan_timeout.toml": COMMAND_JOB.replace("timeout_s = 60", "timeout_s = nan"),
@@ -65,6 +66,8 @@ CASES = [
     (sweep_addition.main, ["--space", "nope"], r"search space 'nope' not found"),
     (sweep_addition.main, ["--space", "{tmp}/space_nan.toml"], r"space_nan.toml\), section 'train': lr must be a finite number, got nan"),
     (sweep_addition.main, ["--space", "{tmp}/space_not_toml.toml"], r"space_not_toml.toml: not valid TOML"),
+    (sweep_addition.main, ["--space", "{tmp}/space_seed_range.toml"],
+     r"seeds = \{ min = 3, max = 12 \} \(sequential seeds\) is not run by sweeps yet"),
     (sweep_addition.main, ["--space", "{tmp}/space_no_seeds.toml"], r"seeds must be a non-empty list of integers or \{ min = 3, max = 12 \}, got None"),
     (sweep_addition.main, ["--set", "train.lr=-1"], r"--set train.lr=-1: .*lr must be > 0, got -1"),
     (sweep_addition.main, ["--set", "train.lr=nan"], r"--set train.lr=nan: .*lr must be a finite number, got nan"),

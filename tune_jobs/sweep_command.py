@@ -25,6 +25,7 @@ from trainables.command import CommandSpec, load_command_spec, render_command
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import run_sweep
 from tune_jobs.runtime.settings import SweepSettings
+from tune_jobs.runtime.searcher import require_fixed_seeds
 from tune_jobs.trials.command import COMMAND, params_name
 
 
@@ -49,7 +50,7 @@ def job_space(spec: CommandSpec, args: SweepCommandArgs) -> SearchSpace:
     """
     if not spec.search:
         raise SearchSpaceError(f"job {spec.name!r} has no [search] table (seeds and dimensions)")
-    space = space_from_table(spec.name, f"command job {spec.name}", spec.search, "params")
+    space = require_fixed_seeds(space_from_table(spec.name, f"command job {spec.name}", spec.search, "params"))
     space = with_sets(space, args.set, {"params": _renders(spec, space)})
     if args.seeds is not None:
         space = space.with_seed_count(args.seeds)

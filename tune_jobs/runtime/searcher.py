@@ -185,11 +185,27 @@ def fixed_replicates(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],
     return SeedReplicates(FixedConfigs(configs), SeedGroups(tuple(seeds), per_trial), failure_score)
 
 
+def require_fixed_seeds(space: SearchSpace) -> SearchSpace:
+    """``space`` when its seeds are a fixed list. A sequential design (``seeds = { min, max }``, loaded by
+    ``search_spaces.seeds``) is not run by sweeps yet: refused here, before Ray starts, rather than run
+    silently as ``max`` fixed seeds.
+
+    Raises:
+        SearchSpaceError: the space's seeds are a { min, max } range.
+    """
+    if space.seed_range is not None:
+        raise SearchSpaceError(f"search space {space.name!r}: seeds = {{ min = {space.seed_range.min_seeds}, max = "
+                               f"{space.seed_range.max_seeds} }} (sequential seeds) is not run by sweeps yet; "
+                               "give a list of seeds")
+    return space
+
+
 def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: int | None,
                       eval_interval: int | None, default_warmup: int, warmup_share: float) -> SearchSpace:
     """``space`` with the job's shortcuts applied to its ``train`` section: steps, evaluation
     interval, threads, CUDA when GPUs are asked for (a warmup as long as the new schedule shrinks to
     ``warmup_share`` of it), and the seed count."""
+    require_fixed_seeds(space)
     train = {k: v for k, v in (("train_steps", train_steps), ("eval_interval", eval_interval)) if v is not None}
     train["threads"] = settings.threads
     if settings.gpus_per_trial > 0:
