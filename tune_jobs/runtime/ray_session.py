@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from typing import Any
+from typing import Any, Iterator
 
 import ray
+import ray._private.services as ray_services
 
 from mlflow_utils import resolve_tracking_uri
 from trainables.checks import ConfigError
@@ -35,8 +37,9 @@ def start_ray(settings: RunSettings) -> int:
         runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": resolve_tracking_uri(settings.tracking_uri)}}
         local = {} if address else {"resources": {DRIVER_RESOURCE: DRIVER_SLOTS}}
         try:
-            ray.init(address=address, include_dashboard=False, configure_logging=False, runtime_env=runtime_env,
-                     **local)
+            with _own_session() if not address else contextlib.nullcontext():
+                ray.init(address=address, include_dashboard=False, configure_logging=False,
+                         runtime_env=runtime_env, **local)
         except ConnectionError as error:
             raise ConnectionError(
                 f"ray_address {address!r}: cannot join the Ray cluster ({error}). Ray >= 2.59 clusters use "
@@ -85,6 +88,26 @@ def node_tags() -> dict[str, Any]:
     labels = context.get_node_labels()
     return {"env/node_id": context.get_node_id(), "env/node_ip": ray.util.get_node_ip_address(),
             "env/node": labels.get(NODE_LABEL) or ray.util.get_node_ip_address()}
+
+
+@contextlib.contextmanager
+def _own_session() -> Iterator[None]:
+    """Start the local Ray's processes (GCS, raylet and the workers it forks) in a session of their own,
+    so a SIGTERM to the job's process group (``timeout``, systemd, Slurm, a closed terminal) reaches only
+    the driver, which then stops like Ctrl-C while Ray still runs; Ray still ends them when the driver
+    exits (its fate-sharing). Wraps ``ray._private.services.ConsolePopen`` (ray 2.60, pinned), the one
+    place Ray spawns them."""
+    popen = ray_services.ConsolePopen
+
+    class SessionPopen(popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "start_new_session": True})
+
+    ray_services.ConsolePopen = SessionPopen
+    try:
+        yield
+    finally:
+        ray_services.ConsolePopen = popen
 
 
 def sigterm_as_sigint() -> Any:
