@@ -9,7 +9,10 @@ trial config carries its group as ever (``trial_config.SEEDS``), so stacking sta
 
 Which trial a freed slot gets: a configuration still getting seeds before a new configuration (its
 decision is open now; a new one can wait), and among those the one whose seeds are likeliest to fail
-(they train the whole schedule) first, so that the slots drain together at the end of the sweep. When
+(they train the whole schedule) first, so that the slots drain together at the end of the sweep; a
+slot that no configuration may use under the design's in-flight limit and no new configuration can
+take goes to an open configuration anyway (a spare seed: idle capacity costs the same and the
+decision still reads seeds in order, so it stays valid; a decision reached while it runs wastes it). When
 a configuration's seeds are done (decided, DOMINATED or UNDECIDED at ``max_seeds``), the inner
 searcher is told its success rate (successes over finished seeds; ``failure_score`` when none
 finished), a value a reader of Optuna's dashboard understands.
@@ -80,17 +83,21 @@ class SequentialReplicates(Searcher):
                 key = trial_id
                 self.configs[key] = copy.deepcopy(config)
                 self.allocation.add(key)
+        spare = key is None
+        if spare:
+            key = self._next_open(spare=True)
         if key is None:
             return Searcher.FINISHED if self._all_done() else None
-        group = self.allocation.next_group(key)
+        group = self.allocation.next_group(key, spare)
         self.trials[trial_id] = (key, group)
         config = with_seeds(self.configs[key], group, self.design.group_size)
         config[REPLICATE] = self.handed[key] = self.handed.get(key, -1) + 1
         return config
 
-    def _next_open(self) -> Optional[str]:
-        """The registered configuration a freed slot should serve (module doc), None when none may start."""
-        ready = [key for key in self.configs if self.allocation.may_start(key)]
+    def _next_open(self, spare: bool = False) -> Optional[str]:
+        """The registered configuration a freed slot should serve (module doc), None when none may start
+        (``spare``: a slot no configuration and no new one can use, ``SeedAllocation.may_start``)."""
+        ready = [key for key in self.configs if self.allocation.may_start(key, spare)]
         if not ready:
             return None
         decisions = {d.config_id: d for d in self.allocation.decisions()}

@@ -89,8 +89,10 @@ class SeedAllocation:
         """Registered configurations, in registration order."""
         return list(self._configs)
 
-    def may_start(self, config_id: str) -> bool:
-        """Whether ``config_id`` gets another seed group now (a new configuration always does)."""
+    def may_start(self, config_id: str, spare: bool = False) -> bool:
+        """Whether ``config_id`` gets another seed group now (a new configuration always does); with
+        ``spare`` (a slot nothing else can use) past ``design.in_flight_limit()`` too, while its
+        decision is open and below ``max_seeds``."""
         seeds = self._configs.get(str(config_id))
         if seeds is None:
             return True
@@ -98,14 +100,15 @@ class SeedAllocation:
         if started >= self.design.max_seeds or self.decision(config_id).label != OPEN:
             return False
         room = seeds.in_flight() + self.design.group_size <= self.design.in_flight_limit()
-        return started < self.design.min_seeds or room
+        return started < self.design.min_seeds or room or spare
 
-    def next_group(self, config_id: str) -> tuple[int, ...]:
-        """The seeds ``config_id`` starts now (empty when it gets none), marked as running.
+    def next_group(self, config_id: str, spare: bool = False) -> tuple[int, ...]:
+        """The seeds ``config_id`` starts now (empty when it gets none; ``spare`` as ``may_start``),
+        marked as running.
 
         Seeds come in ``design.seeds()`` order, ``group_size`` at a time (fewer at ``max_seeds``).
         """
-        if not self.may_start(config_id):
+        if not self.may_start(config_id, spare):
             return ()
         self.add(config_id)
         seeds = self._configs[str(config_id)]

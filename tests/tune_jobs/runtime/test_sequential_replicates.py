@@ -170,3 +170,11 @@ def test_a_group_larger_than_max_is_refused_naming_both(size):
     space = SearchSpace("t", "", tuple(range(4)), {}, seed_range=SeedRange(2, 4))
     with pytest.raises(SearchSpaceError, match=r"seeds 2\.\.4 with --seeds-per-trial 5"):
         replicated(FixedConfigs([{}]), space, 1, per_trial=size)
+
+
+def test_a_slot_nothing_else_can_use_goes_to_an_open_configuration_as_a_spare_seed():
+    searcher = searcher_for(SequentialDesign(2, 4, racing=False), widths=(7,))
+    handed, running = drive(searcher, slots=3, stop_after=0)
+    assert handed == [(7, (0,)), (7, (1,)), (7, (2,))] and len(running) == 3
+    handed, _ = drive(searcher, slots=3, running=running, ids=itertools.count(10))
+    assert handed == [(7, (3,))] and labels(searcher)[7].seeds_started == 4  # never past max
