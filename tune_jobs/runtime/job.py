@@ -9,6 +9,7 @@ are ``runtime.params``', the job's time ``runtime.accounting``'s, the terminal's
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,9 @@ from tune_jobs.runtime.settings import RunSettings, SweepSettings
 from tune_jobs.runtime.study import write_study
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.tuner import check_trial, fit, job_name
+from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts.allocation import decision_table
+from tune_jobs.verdicts.seeds import SUCCESS_THRESHOLD
 from tune_jobs.verdicts.sequential import SequentialDesign
 
 
@@ -153,6 +156,21 @@ def seed_design(space: SearchSpace, trial: Trial, per_trial: int) -> SequentialD
     return sequential_design(space, per_trial)
 
 
+def sequential_trial(trial: Trial, design: SequentialDesign) -> Trial:
+    """``trial`` judged under a sequential design: the interval columns printed, and the figure of each
+    configuration's confidence sequence (``verdicts.figures.confidence_sequences``) beside its own."""
+    own = trial.figures
+
+    def figures(verdicts: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame, settings: Any) -> dict[str, Any]:
+        threshold = getattr(settings, "success_threshold", SUCCESS_THRESHOLD)
+        return {**(own(verdicts, trials, curves, settings) if own else {}),
+                "confidence_sequences.png": plots.confidence_sequences(trials, verdicts, design, threshold)}
+
+    interval = ("cs_low", "cs_high", "dominated_by")
+    return dataclasses.replace(trial.with_columns(interval), figures=figures,
+                               summary_columns=(*trial.summary_columns, *interval))
+
+
 def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target: str, prefix: str) -> pd.DataFrame:
     """Optuna over ``space``'s dimensions (or the grid of its choices), every configuration on its seed
     groups, judged by ``trial``'s verdict rule; returns the verdict table (also logged to MLflow with
@@ -178,7 +196,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target:
         table = trial.verdict_table(trials, settings)
         if design is not None:
             table = decision_table(table, trials, design, settings.success_threshold)
-            trial = trial.with_columns(("cs_low", "cs_high", "dominated_by"))
+            trial = sequential_trial(trial, design)
         run.log_verdicts(trial, table, trials, sweep_intro(target, space, configs, run.name))
         if run.interrupted:
             print_verdicts(f"sweep {run.name}, interrupted", table, trials, trial.columns)

@@ -138,6 +138,15 @@ class SeedAllocation:
             raise KeyError(f"seed {seed!r} of configuration {config_id!r} is not running")
         return seeds
 
+    def outcomes(self, config_id: str) -> list[bool]:
+        """The outcomes a configuration's decision reads: in hand-out order up to its first seed still
+        running, crashed seeds skipped.
+
+        Raises:
+            KeyError: an unregistered configuration.
+        """
+        return self._configs[str(config_id)].prefix()
+
     def decisions(self) -> list[SeedDecision]:
         """Every registered configuration's decision, in registration order."""
         ids = list(self._configs)

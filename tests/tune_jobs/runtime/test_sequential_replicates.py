@@ -15,6 +15,7 @@ from tune_jobs.runtime.searcher import FixedConfigs, optuna_replicates, replicat
 from tune_jobs.runtime.sequential_replicates import SequentialReplicates
 from tune_jobs.runtime.trial_config import OBJECTIVE
 from tune_jobs.verdicts.allocation import decision_table, replayed
+from tune_jobs.verdicts.figures import confidence_sequences
 from tune_jobs.verdicts.sequential import DOMINATED, SequentialDesign
 
 RATES = {8: 1.0, 7: 0.0, 16: 0.5}
@@ -145,6 +146,11 @@ def test_the_verdict_table_replays_the_decisions_the_searcher_reached():
     decided = decision_table(table, trials, searcher.design, 0.99).set_index("name")
     assert decided.loc["d8", "verdict"] == "RELIABLE" and decided.loc["d7", "dominated_by"] == "d8"
     assert decided.loc["d8", "cs_low"] > 0.8 and decided.loc["d7", "cs_high"] < decided.loc["d8", "cs_low"]
+    figure = confidence_sequences(trials, decided.reset_index(), searcher.design, 0.99)
+    panels = [axes for axes in figure.axes if axes.get_title()]
+    assert [axes.get_title().split("\n")[1] for axes in panels] == list(decided["verdict"])
+    reliable = panels[0].collections[0].get_paths()[0].vertices  # the band narrows above the bar
+    assert reliable[:, 1].min() < 0.8
 
 
 def test_a_range_of_seeds_makes_the_sweeps_searcher_sequential_and_tells_optuna_the_rate():
