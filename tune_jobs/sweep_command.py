@@ -21,11 +21,11 @@ from typing import Any
 import pandas as pd
 
 from search_spaces import SearchSpace, SearchSpaceError, space_from_table, validate, with_sets
+from search_spaces.seeds import with_seed_option
 from trainables.command import CommandSpec, load_command_spec, render_command
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import run_sweep
 from tune_jobs.runtime.settings import SweepSettings
-from tune_jobs.runtime.searcher import require_fixed_seeds
 from tune_jobs.trials.command import COMMAND, params_name
 
 
@@ -50,10 +50,9 @@ def job_space(spec: CommandSpec, args: SweepCommandArgs) -> SearchSpace:
     """
     if not spec.search:
         raise SearchSpaceError(f"job {spec.name!r} has no [search] table (seeds and dimensions)")
-    space = require_fixed_seeds(space_from_table(spec.name, f"command job {spec.name}", spec.search, "params"))
+    space = space_from_table(spec.name, f"command job {spec.name}", spec.search, "params")
     space = with_sets(space, args.set, {"params": _renders(spec, space)})
-    if args.seeds is not None:
-        space = space.with_seed_count(args.seeds)
+    space = with_seed_option(space, args.seed_option())
     space = space.with_overrides(command={"job": str(Path(args.job).resolve()), "threads": args.threads})
     validate(space, {"params": _renders(spec, space), "command": lambda **fields: None})
     return space

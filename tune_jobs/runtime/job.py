@@ -9,6 +9,7 @@ are ``runtime.params``', the job's time ``runtime.accounting``'s, the terminal's
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from ray.tune.search import Searcher
 
 from mlflow_utils import SweepTracker, sweep_run
 from search_spaces import SearchSpace
+from trainables.checks import ConfigError
 from tune_jobs.runtime.accounting import Accounting
 from tune_jobs.runtime.console import print_footer, print_verdicts
 from tune_jobs.runtime.job_lock import job_lock
@@ -25,11 +27,16 @@ from tune_jobs.runtime.params import run_params, space_params, space_values, swe
 from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
 from tune_jobs.runtime.results import curve_table, trial_table
-from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
+from tune_jobs.runtime.searcher import (FixedConfigs, grid_points, optuna_replicates, param_space, replicated,
+                                       sequential_design)
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
 from tune_jobs.runtime.study import write_study
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.tuner import check_trial, fit, job_name
+from tune_jobs.verdicts import figures as plots
+from tune_jobs.verdicts.allocation import decision_table
+from tune_jobs.verdicts.seeds import SUCCESS_THRESHOLD
+from tune_jobs.verdicts.sequential import SequentialDesign
 
 
 class Interrupted(KeyboardInterrupt):
@@ -136,6 +143,34 @@ def open_job(settings: RunSettings, trial: Trial, target: str, prefix: str, para
         tracker.log_summary(tracker.parent_run_id, job.accounting.metrics())
 
 
+def seed_design(space: SearchSpace, trial: Trial, per_trial: int) -> SequentialDesign | None:
+    """The space's sequential seed design (``runtime.searcher.sequential_design``), None for a fixed list.
+
+    Raises:
+        ConfigError: a range of seeds for a trial without a success rate (names both).
+        SearchSpaceError: an impossible design.
+    """
+    if space.seed_range is not None and not trial.success_rate:
+        raise ConfigError(f"seeds {space.seed_range}: sequential seeds decide on a success rate, and the "
+                          f"{trial.name} trial has none (it is judged by its own rule); give a count of seeds")
+    return sequential_design(space, per_trial)
+
+
+def sequential_trial(trial: Trial, design: SequentialDesign) -> Trial:
+    """``trial`` judged under a sequential design: the interval columns printed, and the figure of each
+    configuration's confidence sequence (``verdicts.figures.confidence_sequences``) beside its own."""
+    own = trial.figures
+
+    def figures(verdicts: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame, settings: Any) -> dict[str, Any]:
+        threshold = getattr(settings, "success_threshold", SUCCESS_THRESHOLD)
+        return {**(own(verdicts, trials, curves, settings) if own else {}),
+                "confidence_sequences.png": plots.confidence_sequences(trials, verdicts, design, threshold)}
+
+    interval = ("cs_low", "cs_high", "dominated_by")
+    return dataclasses.replace(trial.with_columns(interval), figures=figures,
+                               summary_columns=(*trial.summary_columns, *interval))
+
+
 def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target: str, prefix: str) -> pd.DataFrame:
     """Optuna over ``space``'s dimensions (or the grid of its choices), every configuration on its seed
     groups, judged by ``trial``'s verdict rule; returns the verdict table (also logged to MLflow with
@@ -146,17 +181,22 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target:
         TrackingError: MLflow is unreachable (nothing trained).
     """
     grid, per_trial = settings.grid or not space.dimensions(), settings.seeds_per_trial
+    design = seed_design(space, trial, per_trial)
     if grid:
         points = grid_points(space)
-        searcher, configs = fixed_replicates(points, space.seeds, trial.failure_score, per_trial), len(points)
+        configs = len(points)
+        searcher = replicated(FixedConfigs(points), space, configs, trial.failure_score, per_trial)
     else:
-        searcher = optuna_replicates(space, settings.search_seed, trial.failure_score, per_trial)
         configs = settings.num_configs
-    with open_job(settings, trial, target, prefix, space_params(space, configs), {"space": space.name},
+        searcher = optuna_replicates(space, settings.search_seed, trial.failure_score, per_trial, configs)
+    with open_job(settings, trial, target, prefix, space_params(space, configs, design), {"space": space.name},
                   label=space.name, resolved=space_values(space)) as run:
         run_space = param_space(space, settings.trial_run_settings(), searched=not grid)
-        _, trials = run.fit(trial, run_space, searcher, configs * searcher.groups.count())
+        _, trials = run.fit(trial, run_space, searcher, searcher.max_trials(configs))
         table = trial.verdict_table(trials, settings)
+        if design is not None:
+            table = decision_table(table, trials, design, settings.success_threshold)
+            trial = sequential_trial(trial, design)
         run.log_verdicts(trial, table, trials, sweep_intro(target, space, configs, run.name))
         if run.interrupted:
             print_verdicts(f"sweep {run.name}, interrupted", table, trials, trial.columns)

@@ -21,8 +21,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import pandas as pd
 
-from tune_jobs.runtime.searcher import OBJECTIVE
-from tune_jobs.runtime.trial_config import SEEDS, group_size, seed_of, seeds_of
+from tune_jobs.runtime.trial_config import OBJECTIVE, SEEDS, group_size, seed_of, seeds_of
 
 DIVERGED = "train/diverged_step"
 """Metric of a replicate whose training diverged (value: the step); it ends FAILED, alone."""

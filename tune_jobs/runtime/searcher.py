@@ -21,12 +21,11 @@ from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import Choice, IntRange, LogUniform, SearchSpace, SearchSpaceError, upper_value
+from search_spaces.seeds import with_seed_option
+from tune_jobs.runtime.sequential_replicates import SequentialReplicates
 from tune_jobs.runtime.settings import SweepSettings
-from tune_jobs.runtime.trial_config import REPLICATE, RUN, with_seeds
-
-OBJECTIVE = "objective"
-"""Per-trial score reported to Tune (higher is better); each trial defines its own."""
-
+from tune_jobs.runtime.trial_config import OBJECTIVE, REPLICATE, RUN, with_seeds
+from tune_jobs.verdicts.sequential import SequentialDesign
 
 def to_domain(value: Any) -> Any:
     """A Tune domain for a dimension; constants pass through."""
@@ -91,6 +90,10 @@ class SeedReplicates(Repeater):
         self.groups = groups
         self.failure_score = failure_score
 
+    def max_trials(self, num_configs: int) -> int:
+        """Trials ``num_configs`` configurations run (Tune's ``num_samples``)."""
+        return num_configs * self.groups.count()
+
     def next_group(self, config: Mapping[str, Any]) -> tuple[int, ...]:
         """The seed group of the configuration's next trial (its ``REPLICATE`` index among them)."""
         return self.groups.group(config[REPLICATE])
@@ -147,15 +150,15 @@ def _flat_points(space: SearchSpace) -> list[dict[str, Any]]:
 
 
 def optuna_replicates(space: SearchSpace, search_seed: int, failure_score: float = 0.0,
-                      per_trial: int = 1) -> SeedReplicates:
+                      per_trial: int = 1, num_configs: int = 1) -> SeedReplicates | SequentialReplicates:
     """Optuna TPE (sampler seeded with ``search_seed``: study variance, kept apart from the trial
-    seeds) over ``space``'s dimensions, behind one replicate per seed of the space (``per_trial``
-    seeds stacked in each trial); a crashed replicate scores ``failure_score`` (pick one below any
-    real objective)."""
+    seeds) over ``space``'s dimensions, ``num_configs`` configurations on the space's seeds
+    (``replicated``; ``per_trial`` seeds stacked in each trial); a crashed replicate scores
+    ``failure_score`` (pick one below any real objective)."""
     sampler = optuna.samplers.TPESampler(seed=search_seed)
     optuna_search = OptunaSearch(metric=OBJECTIVE, mode="max", sampler=sampler,
                                  points_to_evaluate=_flat_points(space) or None)
-    return SeedReplicates(optuna_search, SeedGroups(tuple(space.seeds), per_trial), failure_score)
+    return replicated(optuna_search, space, num_configs, failure_score, per_trial)
 
 
 def grid_points(space: SearchSpace) -> list[dict[str, dict[str, Any]]]:
@@ -185,19 +188,32 @@ def fixed_replicates(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],
     return SeedReplicates(FixedConfigs(configs), SeedGroups(tuple(seeds), per_trial), failure_score)
 
 
-def require_fixed_seeds(space: SearchSpace) -> SearchSpace:
-    """``space`` when its seeds are a fixed list. A sequential design (``seeds = { min, max }``, loaded by
-    ``search_spaces.seeds``) is not run by sweeps yet: refused here, before Ray starts, rather than run
-    silently as ``max`` fixed seeds.
+def sequential_design(space: SearchSpace, per_trial: int = 1) -> SequentialDesign | None:
+    """The sequential design of a space whose seeds are a range (``seeds = { min, max }`` or ``--seeds
+    min..max``): its seeds in the space's order, ``per_trial`` a group, the default alpha, bars and
+    racing (``verdicts.sequential``); None for a fixed list.
 
     Raises:
-        SearchSpaceError: the space's seeds are a { min, max } range.
+        SearchSpaceError: an impossible design (a group larger than ``max``), naming the values.
     """
-    if space.seed_range is not None:
-        raise SearchSpaceError(f"search space {space.name!r}: seeds = {{ min = {space.seed_range.min_seeds}, max = "
-                               f"{space.seed_range.max_seeds} }} (sequential seeds) is not run by sweeps yet; "
-                               "give a list of seeds")
-    return space
+    if space.seed_range is None:
+        return None
+    try:
+        return SequentialDesign(space.seed_range.min_seeds, space.seed_range.max_seeds, group_size=per_trial,
+                                seed_order=tuple(space.seeds))
+    except ValueError as error:
+        raise SearchSpaceError(f"search space {space.name!r}, seeds {space.seed_range} with --seeds-per-trial "
+                               f"{per_trial}: {error}") from error
+
+
+def replicated(inner: Searcher, space: SearchSpace, num_configs: int, failure_score: float = 0.0,
+               per_trial: int = 1) -> SeedReplicates | SequentialReplicates:
+    """``inner``'s configurations on the space's seeds: every seed of a fixed list (``SeedReplicates``),
+    or seeds while each configuration's decision is open (``SequentialReplicates``, a range)."""
+    design = sequential_design(space, per_trial)
+    if design is None:
+        return SeedReplicates(inner, SeedGroups(tuple(space.seeds), per_trial), failure_score)
+    return SequentialReplicates(inner, design, num_configs, failure_score)
 
 
 def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: int | None,
@@ -205,7 +221,6 @@ def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: 
     """``space`` with the job's shortcuts applied to its ``train`` section: steps, evaluation
     interval, threads, CUDA when GPUs are asked for (a warmup as long as the new schedule shrinks to
     ``warmup_share`` of it), and the seed count."""
-    require_fixed_seeds(space)
     train = {k: v for k, v in (("train_steps", train_steps), ("eval_interval", eval_interval)) if v is not None}
     train["threads"] = settings.threads
     if settings.gpus_per_trial > 0:
@@ -214,4 +229,4 @@ def with_run_settings(space: SearchSpace, settings: SweepSettings, train_steps: 
     if train_steps is not None and warmup >= train_steps:
         train["warmup_steps"] = max(1, int(train_steps * warmup_share))
     space = space.with_overrides(train=train)
-    return space if settings.seeds is None else space.with_seed_count(settings.seeds)
+    return with_seed_option(space, settings.seed_option())

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar, Union
 
-from search_spaces.dimensions import MAX_SEEDS
+from search_spaces.seeds import SeedRange, parse_seed_option
 from trainables.checks import finite_numbers, require
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.verdicts.seeds import MIN_SEEDS, SUCCESS_THRESHOLD
@@ -114,8 +114,10 @@ class SweepSettings(RunSettings):
 
     num_configs: int = 3
     """Configurations Optuna suggests (each runs on every seed): trials = num_configs x seeds."""
-    seeds: Optional[int] = None
-    """Seed replicates per configuration (the space's first N, extended by consecutive integers)."""
+    seeds: Optional[str] = None
+    """Seeds per configuration: a count N (the space's first N, extended by consecutive integers; every
+    configuration runs all of them) or a range min..max, e.g. 3..12 (sequential seeds: min each, more
+    while the configuration's success rate is undecided, at most max; tune_jobs/verdicts/sequential.py)."""
     success_threshold: float = SUCCESS_THRESHOLD
     """Validation exact match at which a seed counts as a success."""
     min_seeds: int = MIN_SEEDS
@@ -133,10 +135,18 @@ class SweepSettings(RunSettings):
     def check(self) -> None:
         super().check()
         for field_name, ok in (("num_configs", self.num_configs >= 1), ("min_seeds", self.min_seeds >= 1),
-                               ("seeds", self.seeds is None or 1 <= self.seeds <= MAX_SEEDS),
                                ("search_seed", 0 <= self.search_seed < 2**32),  # issue 20: checks before Ray
                                ("success_threshold", 0 < self.success_threshold <= 1)):
             require(ok, f"{field_name} has an impossible value: {getattr(self, field_name)!r}")
+        self.seed_option()
+
+    def seed_option(self) -> Union[int, SeedRange, None]:
+        """``seeds`` parsed: a count, a sequential range, or None (the space's own seeds).
+
+        Raises:
+            SearchSpaceError: not a count or a range in 1..MAX_SEEDS, naming the value.
+        """
+        return None if self.seeds is None else parse_seed_option(str(self.seeds), "seeds")
 
 
 def is_uri(path: str | Path) -> bool:

@@ -3,8 +3,10 @@
 The study of job ``<name>`` is kept in one Optuna journal file beside the MLflow store
 (``<store folder>/optuna/studies.log``; ``make optuna-dashboard`` serves it: history, parameter
 importance), one Optuna trial per configuration with the searched fields as its params
-(``section/field``, as Ray's ``OptunaSearch`` flattens them) and the objective the searcher was told
-(the mean over the configuration's seeds, a crashed seed scoring the trial's ``failure_score``).
+(``section/field``, as Ray's ``OptunaSearch`` flattens them) and as its value the configuration's
+success rate where the trial has one (successes over finished seeds), else the mean objective over its
+seeds (a crashed seed scoring the trial's ``failure_score``); the mean objective, with any tie-break,
+is kept as the user attribute ``mean_objective``.
 
 Ray's ``OptunaSearch`` takes a ``storage``, but a restored searcher (``Tuner.restore``) would then
 share a journal that ran ahead of its own checkpoint, so a resumed sweep would no longer suggest what
@@ -76,8 +78,8 @@ def _plain(value: Any) -> Any:
 
 def study_trials(space: SearchSpace, table: pd.DataFrame, trials: pd.DataFrame) -> list[optuna.trial.FrozenTrial]:
     """One finished Optuna trial per configuration of the verdict ``table``: the searched fields of its
-    trials (``section/field`` columns of the trial table), the mean ``objective`` of its seeds, and
-    ``USER_ATTRS``; in the order the configurations first ran."""
+    trials (``section/field`` columns of the trial table), its success rate (else the mean ``objective``
+    of its seeds) as the value, and ``USER_ATTRS``; in the order the configurations first ran."""
     distributions = {name.replace(".", COLUMN_SEP): distribution(dim) for name, dim in space.dimensions().items()}
     verdicts = table.set_index("config_id")
     frozen = []
@@ -86,9 +88,12 @@ def study_trials(space: SearchSpace, table: pd.DataFrame, trials: pd.DataFrame) 
             continue
         first, verdict = group.iloc[0], verdicts.loc[config_id]
         attrs = {c: _plain(verdict[c]) for c in USER_ATTRS if c in verdict.index and pd.notna(verdict[c])}
+        objective = float(group["objective"].mean())
+        rate = verdict.get("success_rate")
         frozen.append(optuna.trial.create_trial(
             params={name: _plain(first[name]) for name in distributions}, distributions=distributions,
-            value=float(group["objective"].mean()), user_attrs={"config_id": str(config_id), **attrs}))
+            value=objective if rate is None or pd.isna(rate) else float(rate),
+            user_attrs={"config_id": str(config_id), "mean_objective": objective, **attrs}))
     return frozen
 
 
@@ -108,7 +113,7 @@ def write_study(settings: RunSettings, space: SearchSpace, name: str, table: pd.
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
         with warnings.catch_warnings():  # experimental since optuna 3.2, stable in use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(["objective"])
+            study.set_metric_names(["success_rate" if "success_rate" in table else "objective"])
         for key, value in {"space": space.name, "mlflow_experiment_id": tracker.experiment_id,
                            "mlflow_parent_run_id": tracker.parent_run_id,
                            "mlflow_tracking_uri": tracker.client.tracking_uri}.items():

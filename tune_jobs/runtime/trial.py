@@ -106,6 +106,9 @@ class Trial:
     """Whether the body trains a trial config's several ``seeds`` at once (``runtime.replicates``)."""
     failure_score: float = 0.0
     """Objective a crashed replicate scores (below any real one)."""
+    success_rate: bool = True
+    """Whether each report carries ``success`` (the seed's 0/1 outcome) and the trial table
+    ``best_exact_match``: what sequential seeds (a ``min..max`` range) decide on."""
     columns: tuple[str, ...] = ()
     """Verdict-table columns printed beside the verdict."""
     log_outputs: Optional[Callable[[Any, Any, dict[str, str]], None]] = None

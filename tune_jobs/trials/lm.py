@@ -139,6 +139,7 @@ def log_outputs(tracker: SweepTracker, results: Any, run_ids: dict[str, str]) ->
 LM = Trial(
     name="lm", body=body, measure=measure, verdict_table=verdict_table, summary_line=lm.summary_line,
     child_tags=lm.child_tags, best_config=lm.best_config, data_parallel=True, failure_score=FAILURE_OBJECTIVE,
+    success_rate=False,
     columns=("name", "config_id", "verdict", "seeds_run", "errored", "bpb_mean", "bpb_std", "bpb_spread",
              "tokenizer/vocab_size", "model/d_model", "train/lr", "tok/tokens_per_byte", "tok/vocab_used",
              "model/parameters", "model/gate", "model/gate_input_gain", "diag/ablation/memory/zeroed/relative_change",

@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
+import pandas as pd
+
 from tune_jobs.verdicts.seeds import wilson_interval
 from tune_jobs.verdicts.sequential import (
-    DECIDED, DOMINATED, OPEN, UNDECIDED, SequentialDesign, decide, dominated_by,
+    DECIDED, DOMINATED, INTERVAL_KIND, OPEN, UNDECIDED, SequentialDesign, decide, dominated_by,
 )
 
 
@@ -87,8 +89,10 @@ class SeedAllocation:
         """Registered configurations, in registration order."""
         return list(self._configs)
 
-    def may_start(self, config_id: str) -> bool:
-        """Whether ``config_id`` gets another seed group now (a new configuration always does)."""
+    def may_start(self, config_id: str, spare: bool = False) -> bool:
+        """Whether ``config_id`` gets another seed group now (a new configuration always does); with
+        ``spare`` (a slot nothing else can use) past ``design.in_flight_limit()`` too, while its
+        decision is open and below ``max_seeds``."""
         seeds = self._configs.get(str(config_id))
         if seeds is None:
             return True
@@ -96,14 +100,15 @@ class SeedAllocation:
         if started >= self.design.max_seeds or self.decision(config_id).label != OPEN:
             return False
         room = seeds.in_flight() + self.design.group_size <= self.design.in_flight_limit()
-        return started < self.design.min_seeds or room
+        return started < self.design.min_seeds or room or spare
 
-    def next_group(self, config_id: str) -> tuple[int, ...]:
-        """The seeds ``config_id`` starts now (empty when it gets none), marked as running.
+    def next_group(self, config_id: str, spare: bool = False) -> tuple[int, ...]:
+        """The seeds ``config_id`` starts now (empty when it gets none; ``spare`` as ``may_start``),
+        marked as running.
 
         Seeds come in ``design.seeds()`` order, ``group_size`` at a time (fewer at ``max_seeds``).
         """
-        if not self.may_start(config_id):
+        if not self.may_start(config_id, spare):
             return ()
         self.add(config_id)
         seeds = self._configs[str(config_id)]
@@ -132,6 +137,15 @@ class SeedAllocation:
         if seeds is None or int(seed) not in seeds.started or int(seed) in seeds.outcomes or int(seed) in seeds.errored:
             raise KeyError(f"seed {seed!r} of configuration {config_id!r} is not running")
         return seeds
+
+    def outcomes(self, config_id: str) -> list[bool]:
+        """The outcomes a configuration's decision reads: in hand-out order up to its first seed still
+        running, crashed seeds skipped.
+
+        Raises:
+            KeyError: an unregistered configuration.
+        """
+        return self._configs[str(config_id)].prefix()
 
     def decisions(self) -> list[SeedDecision]:
         """Every registered configuration's decision, in registration order."""
@@ -194,3 +208,46 @@ class SeedAllocation:
                 [int(s) for s in entry["started"]], {int(s): bool(ok) for s, ok in entry["outcomes"]},
                 {int(s) for s in entry["errored"]})
         return allocation
+
+
+DECISION_COLUMNS = ("cs_low", "cs_high", "cs_seeds", "dominated_by", "interval")
+"""Columns ``decision_table`` adds to a verdict table."""
+
+
+def replayed(design: SequentialDesign, trials: pd.DataFrame, threshold: float) -> SeedAllocation:
+    """The allocation a sweep's trial table implies: each configuration (in order of first appearance)
+    with its seeds in ``design.seeds()`` order, a finished seed a success when its ``best_exact_match``
+    reaches ``threshold``, an errored one crashed, an interrupted one still running. Replaying the
+    table gives the decisions the searcher reached (each is final once reached: module
+    ``sequential``), whether or not the sweep was resumed.
+
+    Raises:
+        KeyError: the table lacks ``config_id``, ``seed``, ``status`` or ``best_exact_match``.
+    """
+    allocation, order = SeedAllocation(design), {seed: i for i, seed in enumerate(design.seeds())}
+    for config_id, group in trials.groupby("config_id", sort=False):
+        rows = sorted(group.itertuples(), key=lambda row: order.get(int(row.seed), len(order) + int(row.seed)))
+        allocation._configs[str(config_id)] = _Seeds(
+            [int(row.seed) for row in rows],
+            {int(row.seed): bool(row.best_exact_match >= threshold) for row in rows if row.status == "finished"},
+            {int(row.seed) for row in rows if row.status == "errored"})
+    return allocation
+
+
+def decision_table(table: pd.DataFrame, trials: pd.DataFrame, design: SequentialDesign, threshold: float
+                   ) -> pd.DataFrame:
+    """A verdict table (``verdicts.seeds.verdict_table``) under a sequential design: ``verdict`` is
+    each configuration's decision (RELIABLE, UNRELIABLE, SEED-SENSITIVE, DOMINATED or UNDECIDED; an
+    INTERRUPTED one stays so), beside ``DECISION_COLUMNS``: the anytime-valid interval at level
+    1 - alpha, the seeds it read, the configuration that dominates it (by name) and the interval's kind.
+    The descriptive k/n and Wilson interval stay as they are."""
+    if table.empty:
+        return table
+    decisions = {d.config_id: d for d in replayed(design, trials, threshold).decisions()}
+    names = dict(zip(table["config_id"], table["name"] if "name" in table else table["config_id"]))
+    rows = [decisions[str(c)] for c in table["config_id"]]
+    verdicts = [v if v == "INTERRUPTED" else d.label for v, d in zip(table["verdict"], rows)]
+    return table.assign(verdict=verdicts, cs_low=[d.cs_low for d in rows], cs_high=[d.cs_high for d in rows],
+                        cs_seeds=[d.cs_seeds for d in rows],
+                        dominated_by=[names.get(d.dominated_by, d.dominated_by) or "" for d in rows],
+                        interval=INTERVAL_KIND)

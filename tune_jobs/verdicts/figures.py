@@ -9,7 +9,9 @@ parent MLflow run (``figures/*.png``, shown in its description):
 - ``grokking_steps``: the grokking step of every seed, seeds that never reached the threshold marked;
 - ``bits_per_byte``: validation bits per byte of every seed per configuration, against vocabulary
   size when it varies (``verdicts.lm``);
-- ``claim_values``: a claim's value and bound against each run's measured value (``verdicts.claims``).
+- ``claim_values``: a claim's value and bound against each run's measured value (``verdicts.claims``);
+- ``confidence_sequences``: under sequential seeds, each configuration's anytime-valid interval after
+  every seed it read, with the design's bars (``verdicts.sequential``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import Optional
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tune_jobs.verdicts.allocation import replayed
 from tune_jobs.verdicts.claims import Claim
+from tune_jobs.verdicts.sequential import SequentialDesign, sequence_path
 
 VERDICT_COLOURS = {"REPRODUCIBLE": "#2e7d32", "CONSISTENT": "#2e7d32", "SEED-SENSITIVE": "#ef6c00",
-                   "NOT REPRODUCED": "#c62828", "SUSPECT": "#c62828"}
-"""Bar colour of a verdict (any other verdict, INCONCLUSIVE or INTERRUPTED, is grey)."""
+                   "NOT REPRODUCED": "#c62828", "SUSPECT": "#c62828", "RELIABLE": "#2e7d32",
+                   "UNRELIABLE": "#c62828", "DOMINATED": "#c62828"}
+"""Bar colour of a verdict (any other verdict, INCONCLUSIVE, UNDECIDED or INTERRUPTED, is grey)."""
 GREY = "#9e9e9e"
 PARAMETER_COLUMNS = ("parameters", "model/parameters")
 """Verdict-table columns holding a configuration's parameter count (addition, language model)."""
@@ -194,3 +199,31 @@ def horizon_of(curves: pd.DataFrame, trials: pd.DataFrame, column: str = "train/
     if column in trials and trials[column].notna().any():
         return float(pd.to_numeric(trials[column], errors="coerce").max())
     return float(curves["step"].max()) if not curves.empty else 1.0
+
+
+def confidence_sequences(trials: pd.DataFrame, verdicts: pd.DataFrame, design: SequentialDesign,
+                         threshold: float) -> Figure:
+    """One panel per configuration (the first ``MAX_PANELS`` of the verdict table): the interval of the
+    confidence sequence after each seed read (seed order, ``verdicts.allocation.replayed``) narrowing as
+    seeds come in, the outcomes as dots at 1 (success) and 0 (failure), and the reliability and failure
+    bars; titled with the decision."""
+    rows = [row for _, row in verdicts.head(MAX_PANELS).iterrows()]
+    allocation = replayed(design, trials, threshold)
+    columns = min(3, max(len(rows), 1))
+    figure = Figure(figsize=(3.2 * columns, 2.6 * -(-max(len(rows), 1) // columns)), layout="constrained")
+    for index, row in enumerate(rows):
+        axes = figure.add_subplot(-(-len(rows) // columns), columns, index + 1)
+        outcomes = allocation.outcomes(str(row["config_id"])) if str(row["config_id"]) in \
+            allocation.config_ids() else []
+        if outcomes:
+            low, high = sequence_path(outcomes, design.alpha, design.mixture)
+            seeds = list(range(1, len(outcomes) + 1))
+            axes.fill_between(seeds, low, high, step="post", alpha=0.3, color=VERDICT_COLOURS.get(row["verdict"], GREY))
+            axes.plot(seeds, [float(o) for o in outcomes], "o", markersize=3, color="black")
+        for bar in (design.failure_bar, design.reliable_bar):
+            axes.axhline(bar, linestyle="--", linewidth=0.8, color=GREY)
+        axes.set_ylim(-0.05, 1.05)
+        axes.set_xlabel("seeds read")
+        axes.set_title(f"{config_label(row)}\n{row['verdict']}", fontsize=8)
+    figure.suptitle(f"Confidence sequence of the success rate (1 - alpha = {1 - design.alpha:.2f})", fontsize=9)
+    return figure

@@ -191,7 +191,13 @@ def verdict_table(trials: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD, mi
 
 
 def summary_line(row: pd.Series) -> str:
-    """One-line verdict of a configuration, e.g. 'SEED-SENSITIVE 2/3 [0.21, 0.94]'."""
+    """One-line verdict of a configuration, e.g. 'SEED-SENSITIVE 2/3 [0.21, 0.94]' (the Wilson interval),
+    or under sequential seeds 'DOMINATED 0/7 CS [0.00, 0.38] by d16-ff64-lr0.01' (the confidence
+    sequence, ``verdicts.allocation.decision_table``)."""
+    if "cs_low" in row.index:
+        by = f" by {row['dominated_by']}" if row.get("dominated_by") else ""
+        return (f"{row['verdict']} {row['successes']}/{row['seeds_run']} "
+                f"CS [{row['cs_low']:.2f}, {row['cs_high']:.2f}]{by}")
     return (f"{row['verdict']} {row['successes']}/{row['seeds_run']} "
             f"[{row['wilson_low']:.2f}, {row['wilson_high']:.2f}]")
 

@@ -51,7 +51,7 @@ def test_dimensions_become_optuna_distributions():
         distribution(8)
 
 
-def test_each_configuration_is_one_trial_with_its_params_and_mean_objective(tmp_path):
+def test_each_configuration_is_one_trial_with_its_params_and_success_rate(tmp_path):
     settings = SweepSettings(tracking_uri=f"sqlite:///{tmp_path}/m.db")
     trials = trial_table()
     table = verdict_table(trials, min_seeds=2)
@@ -61,11 +61,13 @@ def test_each_configuration_is_one_trial_with_its_params_and_mean_objective(tmp_
     storage = JournalStorage(JournalFileBackend(path))
     assert optuna.get_all_study_names(storage) == ["job-1"]
     study = optuna.load_study(study_name="job-1", storage=storage)
-    assert study.direction == optuna.study.StudyDirection.MAXIMIZE and study.metric_names == ["objective"]
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE and study.metric_names == ["success_rate"]
     assert study.user_attrs["mlflow_parent_run_id"] == "p1"
     first, second = study.trials
     assert first.params == {"model/d_model": 8, "train/lr": 0.01, "train/curriculum": "[[0, 1, 3]]"}
-    assert first.value == pytest.approx(1.001) and second.value == pytest.approx(0.0001)
+    assert (first.value, second.value) == (1.0, 0.0)  # the success rate; the tie-break kept apart
+    assert first.user_attrs["mean_objective"] == pytest.approx(1.001)
+    assert second.user_attrs["mean_objective"] == pytest.approx(0.0001)
     assert first.user_attrs["name"] == "cfg-a" and first.user_attrs["verdict"] == "REPRODUCIBLE"
     assert second.user_attrs["errored"] == 1 and second.user_attrs["config_id"] == "b"
     assert study.best_trial.user_attrs["config_id"] == "a"
