@@ -23,7 +23,7 @@ from tune_jobs.runtime.console import print_footer, print_verdicts
 from tune_jobs.runtime.job_lock import job_lock
 from tune_jobs.runtime.params import run_params, space_params, space_values, sweep_intro
 from tune_jobs.runtime.preflight import check_local_resources
-from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
+from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables
 from tune_jobs.runtime.results import curve_table, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
@@ -91,8 +91,7 @@ class Job:
         and its configuration's ``config/<column>`` metrics)."""
         if table.empty:
             return
-        self.tracker.log_table(table, "verdict")
-        self.tracker.log_table(trials, "trials")
+        log_tables(self.tracker, {"verdict": table, "trials": trials})
         tags = {f"verdict.{row['config_id']}": trial.summary_line(row) for _, row in table.iterrows()}
         self.tracker.set_tags(self.tracker.parent_run_id, {**tags, "verdict.best_config": trial.best_config(table)})
         by_config = table.set_index("config_id")

@@ -17,6 +17,7 @@ import pandas as pd
 from mlflow_utils import SweepTracker, figure_link
 from mlflow_utils.views import column
 from tune_jobs.runtime.trial import Trial
+from tune_jobs.verdicts.readable import readable_table, readable_text
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,11 @@ _UNSAFE = re.compile(r"[^\w.\- /:]")
 
 
 def cell_text(value: Any) -> str:
-    """A table cell in Markdown: 4 significant digits for a float, '-' for a missing value, '|' escaped."""
+    """A table cell in Markdown: a float rounded for reading (``verdicts.readable``: 0.6666666667 reads
+    0.667), '-' for a missing value, '|' escaped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return readable_text(value).replace("|", "\\|").replace("\n", " ")
 
 
 HEADERS = {"successes": "successes/seeds", "success_rate": "success rate [95% Wilson]",
@@ -83,6 +83,13 @@ def parent_metrics(table: pd.DataFrame, columns: Sequence[str]) -> dict[str, flo
     ``success_rate/d8-ff28-lr0.015``: the parent run's metrics, one per configuration and column."""
     return {metric_name(column, str(row.get("name", row["config_id"]))): summary_value(row[column])
             for _, row in table.iterrows() for column in columns if column in table.columns}
+
+
+def log_tables(tracker: SweepTracker, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Log each table on the parent run: ``<name>.json`` (MLflow's table viewer) rounded for reading
+    (``verdicts.readable``), ``<name>.csv`` at full precision."""
+    for name, table in tables.items():
+        tracker.log_table(table, name, shown=readable_table(table))
 
 
 def child_metrics(row: pd.Series, columns: Sequence[str]) -> dict[str, float]:

@@ -28,8 +28,8 @@ def verdicts() -> pd.DataFrame:
 def test_markdown_table_formats_cells_and_names_its_headings():
     table = pd.DataFrame({"name": ["a|b"], "mean_best_exact_match": [2 / 3], "grokking_steps": [None], "x": [math.nan]})
     assert markdown_table(table, ["name", "mean_best_exact_match", "grokking_steps", "missing"]).splitlines() == [
-        "| name | mean best exact match | grokking steps |", "|---|---|---|", "| a\\|b | 0.6667 | - |"]
-    assert cell_text(math.nan) == "-" and cell_text(12) == "12"
+        "| name | mean best exact match | grokking steps |", "|---|---|---|", "| a\\|b | 0.667 | - |"]
+    assert cell_text(math.nan) == "-" and cell_text(12) == "12" and cell_text(0.09699999999999998) == "0.097"
     long = markdown_table(pd.DataFrame({"n": range(5)}), ["n"], max_rows=2)
     assert long.count("\n| ") == 2 and "first 2 of 5 configurations" in long
 
@@ -41,7 +41,7 @@ def test_description_leads_with_the_best_configuration_and_holds_the_table_and_f
     assert lines[0] == "Best configuration: **d16-ff64-lr0.01**: SEED-SENSITIVE 2/3 [0.21, 0.94]"
     header = next(line for line in lines if line.startswith("| name"))
     assert header.split(" | ")[:4] == ["| name", "verdict", "successes/seeds", "success rate [95% Wilson]"]
-    assert "| d16-ff64-lr0.01 | SEED-SENSITIVE | 2/3 | 0.67 [0.21, 0.94] | 0 | 0.8333 | 300,300,- | 5000 | c1 |" in lines
+    assert "| d16-ff64-lr0.01 | SEED-SENSITIVE | 2/3 | 0.67 [0.21, 0.94] | 0 | 0.833 | 300,300,- | 5000 | c1 |" in lines
     assert lines.index("**sweep-addition** on `smoke`") > lines.index(header)
     assert "![success rate](get-artifact?x)" in lines
     assert readable_rates(table)["successes"].tolist() == ["2/3", "0/3"]
