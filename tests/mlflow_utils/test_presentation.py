@@ -99,3 +99,7 @@ def test_shared_views_name_their_columns_filter_and_grouping(tmp_path):
     assert grouped["searchFilter"] == "tags.sweep_id = 'job-1' AND tags.role = 'trial'"
     assert grouped["groupBy"] == {"aggregateFunction": "average",
                                   "groupByKeys": [{"mode": "tag", "groupByData": "config"}]}
+    # sorted by run name, not creation time: the UI then fetches no parent outside the filter (no
+    # 'Additional runs' group); the runs view keeps MLflow's default sort, which nests seeds under parents
+    assert (grouped["orderByKey"], grouped["orderByAsc"]) == ("tags.`mlflow.runName`", True)
+    assert "orderByKey" not in runs

@@ -23,7 +23,7 @@ from tune_jobs.runtime.console import print_footer, print_verdicts
 from tune_jobs.runtime.job_lock import job_lock
 from tune_jobs.runtime.params import run_params, space_params, space_values, sweep_intro
 from tune_jobs.runtime.preflight import check_local_resources
-from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables
+from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables, parent_tags
 from tune_jobs.runtime.results import curve_table, trial_table
 from tune_jobs.runtime.searcher import fixed_replicates, grid_points, optuna_replicates, param_space
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
@@ -85,15 +85,14 @@ class Job:
 
     def log_verdicts(self, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame, intro: Sequence[str] = ()
                      ) -> None:
-        """The verdicts on the parent run (tags ``verdict.<config_id>``, ``verdict.best_config``, tables
-        ``verdict`` and ``trials``, and ``runtime.report``'s description under ``intro``, figures and
-        per-configuration metrics) and on each trial's run (``trial.child_tags``, among them ``outcome``,
-        and its configuration's ``config/<column>`` metrics)."""
+        """The verdicts on the parent run (``runtime.report.parent_tags``: ``verdict.<name>``,
+        ``best_config``, ``best_verdict``; tables ``verdict`` and ``trials``, and ``runtime.report``'s
+        description under ``intro`` and figures) and on each trial's run (``trial.child_tags``, among them
+        ``outcome``, and its configuration's ``config/<column>`` metrics)."""
         if table.empty:
             return
         log_tables(self.tracker, {"verdict": table, "trials": trials})
-        tags = {f"verdict.{row['config_id']}": trial.summary_line(row) for _, row in table.iterrows()}
-        self.tracker.set_tags(self.tracker.parent_run_id, {**tags, "verdict.best_config": trial.best_config(table)})
+        self.tracker.set_tags(self.tracker.parent_run_id, parent_tags(trial, table))
         by_config = table.set_index("config_id")
         for row in trials.itertuples():
             run_id = self.run_ids.get(row.trial_id)
