@@ -57,12 +57,14 @@ class Job:
     """Every reported value of the trial's ``curve`` metric, after ``fit`` (``runtime.results.curve_table``)."""
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
-            run_name: Callable[[dict], str] | None = None) -> tuple[Any, pd.DataFrame]:
+            run_name: Callable[[dict], str] | None = None, planned: Callable[[], int] | None = None,
+            per_config: Callable[[], int] | None = None) -> tuple[Any, pd.DataFrame]:
         """Run the trials, each child run named ``run_name(config)`` (default ``trial.run_name``:
-        '<readable name> s<seed>'); returns Tune's ResultGrid and the trial table (``runtime.results``).
-        The parent gets the param ``job.concurrent_trials`` (the trial slots)."""
+        '<readable name> s<seed>'), the progress line counting ``planned()`` seeds and a decision per
+        configuration with ``per_config()`` seeds done (``runtime.tuner.fit``); returns Tune's ResultGrid
+        and the trial table (``runtime.results``). The parent gets the param ``job.concurrent_trials``."""
         fitted = fit(self.settings, trial, space, searcher, num_samples, name=self.name, tracker=self.tracker,
-                     run_name=run_name or trial.run_name)
+                     run_name=run_name or trial.run_name, planned=planned, per_config=per_config)
         grid = fitted.grid
         self.run_ids, self.failures, self.interrupted = fitted.run_ids, fitted.failures, fitted.interrupted
         self.accounting.add_fit(grid, fitted.slots)
@@ -153,7 +155,8 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target:
     with open_job(settings, trial, target, prefix, space_params(space, configs), {"space": space.name},
                   label=space.name, resolved=space_values(space)) as run:
         run_space = param_space(space, settings.trial_run_settings(), searched=not grid)
-        _, trials = run.fit(trial, run_space, searcher, configs * searcher.groups.count())
+        _, trials = run.fit(trial, run_space, searcher, configs * searcher.groups.count(),
+                            planned=lambda: configs * len(space.seeds), per_config=lambda: len(space.seeds))
         table = trial.verdict_table(trials, settings)
         run.log_verdicts(trial, table, trials, sweep_intro(target, space, configs, run.name))
         if run.interrupted:
