@@ -233,10 +233,12 @@ class SweepTracker:
                                   f"AND tags.{ROLE_TAG} = 'trial'", max_results=100_000)
 
     # -- parent run -------------------------------------------------------------------------------
-    def log_table(self, table: pd.DataFrame, name: str, run_id: str | None = None) -> None:
-        """Log a table as MLflow's table artifact ``<name>.json`` and as ``<name>.csv``."""
+    def log_table(self, table: pd.DataFrame, name: str, run_id: str | None = None,
+                  shown: pd.DataFrame | None = None) -> None:
+        """Log a table as MLflow's table artifact ``<name>.json`` (the UI's table viewer; ``shown``
+        instead when given, e.g. rounded for reading) and as ``<name>.csv`` (``table``, full precision)."""
         run_id = run_id or self.parent_run_id
-        self.client.log_table(run_id, data=table, artifact_file=f"{name}.json")
+        self.client.log_table(run_id, data=table if shown is None else shown, artifact_file=f"{name}.json")
         self.client.log_text(run_id, table.to_csv(index=False), f"{name}.csv")
 
 

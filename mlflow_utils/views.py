@@ -31,6 +31,11 @@ def by_config_key(sweep_id: str) -> str:
     return f"by-config-{sweep_id}"
 
 
+SORT_BY_NAME = "tags.`mlflow.runName`"
+"""The UI's sort key of the run name. A grouped view sorts by it: sorted by creation time (the default)
+MLflow 3.17's UI also fetches the parent of every run its filter matches (``shouldFetchParents`` in its
+runs-search query), which, lacking the group tag, falls into an 'Additional runs' group and draws its
+metrics as charts of their own."""
 RUN_NAME = "attributes.`Run Name`"
 """The run-name column (its width is kept only for columns listed in ``columnOrder``)."""
 
@@ -44,13 +49,15 @@ def view_state(columns: Sequence[str], search_filter: str = "", group_by_tag: Op
                widths: Optional[Mapping[str, int]] = None) -> dict:
     """A shared view: ``columns`` shown right after the run name and its creation time, each as wide as
     ``widths`` says or as its heading needs, runs matching ``search_filter``, grouped by the tag
-    ``group_by_tag`` (average, with min/max bands in charts) when given; every run shown in charts."""
+    ``group_by_tag`` (average, with min/max bands in charts) and sorted by run name (``SORT_BY_NAME``:
+    the filter's runs only) when given; every run shown in charts."""
     order = [RUN_NAME, *columns]
     state: dict = {"selectedColumns": list(columns), "searchFilter": search_filter, "runsHiddenMode": "SHOW_ALL",
                    "columnOrder": order, "columnWidths": {c: (widths or {}).get(c, width(c)) for c in order}}
     if group_by_tag:
         state["groupBy"] = {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": group_by_tag}]}
         state["useGroupedValuesInCharts"] = True
+        state["orderByKey"], state["orderByAsc"] = SORT_BY_NAME, True
     return state
 
 

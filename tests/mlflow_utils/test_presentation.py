@@ -27,6 +27,15 @@ def test_a_table_logs_the_same_values_to_json_and_csv(tmp_path):
     assert pd.read_csv(f"{root}/verdict.csv").iloc[0].tolist() == logged["data"][0]
 
 
+def test_a_table_shown_rounded_keeps_full_precision_in_its_csv(tmp_path):
+    table = pd.DataFrame({"name": ["a"], "mean_best_exact_match": [0.09699999999999998]})
+    with sweep_run("s1", "exp", {}, {}, f"sqlite:///{tmp_path / 'm.db'}") as tracker:
+        tracker.log_table(table, "verdict", shown=table.assign(mean_best_exact_match=[0.097]))
+    root = MlflowClient(tracker.client.tracking_uri).download_artifacts(tracker.parent_run_id, "", str(tmp_path))
+    assert json.loads((tmp_path / "verdict.json").read_text())["data"] == [["a", 0.097]]
+    assert pd.read_csv(f"{root}/verdict.csv")["mean_best_exact_match"].tolist() == [0.09699999999999998]
+
+
 def test_description_figure_summary_metrics_and_parent_name(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     figure = Figure()
@@ -90,3 +99,7 @@ def test_shared_views_name_their_columns_filter_and_grouping(tmp_path):
     assert grouped["searchFilter"] == "tags.sweep_id = 'job-1' AND tags.role = 'trial'"
     assert grouped["groupBy"] == {"aggregateFunction": "average",
                                   "groupByKeys": [{"mode": "tag", "groupByData": "config"}]}
+    # sorted by run name, not creation time: the UI then fetches no parent outside the filter (no
+    # 'Additional runs' group); the runs view keeps MLflow's default sort, which nests seeds under parents
+    assert (grouped["orderByKey"], grouped["orderByAsc"]) == ("tags.`mlflow.runName`", True)
+    assert "orderByKey" not in runs

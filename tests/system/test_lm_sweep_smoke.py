@@ -69,9 +69,9 @@ def test_names_outcomes_figures_and_per_configuration_metrics(sweep):
 def test_parent_run_holds_the_verdicts(sweep):
     table, client, parent, _ = sweep
     assert parent.info.status == "FINISHED"
-    for config_id in table["config_id"]:
-        assert parent.data.tags[f"verdict.{config_id}"].split()[0] in ("INCONCLUSIVE", "SUSPECT", "CONSISTENT",
-                                                                        "SEED-SENSITIVE")
+    for name in table["name"]:
+        assert parent.data.tags[f"verdict.{name}"].split()[0] in ("INCONCLUSIVE", "SUSPECT", "CONSISTENT",
+                                                                   "SEED-SENSITIVE")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"verdict.json", "verdict.csv", "trials.json"} <= artifacts
     assert parent.data.params["job.num_configs"] == "2" and parent.data.metrics["perf/job_seconds"] > 0

@@ -44,8 +44,7 @@ def test_mlflow_holds_the_design_the_decisions_and_the_figure(sweep):
     params = parent.data.params
     assert params["space.seed_range"] == "2..3" and params["seeds.alpha"] == "0.05"
     assert params["seeds.reliable_bar"] == "0.8" and params["seeds.interval"] == INTERVAL_KIND
-    for config_id in table["config_id"]:
-        assert parent.data.tags[f"verdict.{config_id}"].startswith("UNDECIDED ") and " CS [" in \
-            parent.data.tags[f"verdict.{config_id}"]
+    for name in table["name"]:
+        assert parent.data.tags[f"verdict.{name}"].startswith("UNDECIDED ") and " CS [" in parent.data.tags[f"verdict.{name}"]
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
     assert "figures/confidence_sequences.png" in figures

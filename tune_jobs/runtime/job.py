@@ -25,9 +25,10 @@ from tune_jobs.runtime.console import print_footer, print_verdicts
 from tune_jobs.runtime.job_lock import job_lock
 from tune_jobs.runtime.params import run_params, space_params, space_values, sweep_intro
 from tune_jobs.runtime.preflight import check_local_resources
-from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report
+from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables, parent_tags
 from tune_jobs.runtime.results import curve_table, trial_table
-from tune_jobs.runtime.searcher import (FixedConfigs, grid_points, optuna_replicates, param_space, replicated,
+from tune_jobs.runtime.progress import all_seeds_done
+from tune_jobs.runtime.searcher import (FixedConfigs, SeedReplicates, SequentialReplicates, grid_points, optuna_replicates, param_space, replicated,
                                        sequential_design)
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
 from tune_jobs.runtime.study import write_study
@@ -64,12 +65,14 @@ class Job:
     """Every reported value of the trial's ``curve`` metric, after ``fit`` (``runtime.results.curve_table``)."""
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
-            run_name: Callable[[dict], str] | None = None) -> tuple[Any, pd.DataFrame]:
+            run_name: Callable[[dict], str] | None = None, planned: Callable[[], int] | None = None,
+            decided: Callable[[Mapping[str, int]], int] | None = None) -> tuple[Any, pd.DataFrame]:
         """Run the trials, each child run named ``run_name(config)`` (default ``trial.run_name``:
-        '<readable name> s<seed>'); returns Tune's ResultGrid and the trial table (``runtime.results``).
-        The parent gets the param ``job.concurrent_trials`` (the trial slots)."""
+        '<readable name> s<seed>'), the progress line counting ``planned()`` seeds and ``decided(seeds done
+        per configuration)`` decisions (``runtime.tuner.fit``, ``progress_counts``); returns Tune's ResultGrid
+        and the trial table (``runtime.results``). The parent gets the param ``job.concurrent_trials``."""
         fitted = fit(self.settings, trial, space, searcher, num_samples, name=self.name, tracker=self.tracker,
-                     run_name=run_name or trial.run_name)
+                     run_name=run_name or trial.run_name, planned=planned, decided=decided)
         grid = fitted.grid
         self.run_ids, self.failures, self.interrupted = fitted.run_ids, fitted.failures, fitted.interrupted
         self.accounting.add_fit(grid, fitted.slots)
@@ -92,16 +95,14 @@ class Job:
 
     def log_verdicts(self, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame, intro: Sequence[str] = ()
                      ) -> None:
-        """The verdicts on the parent run (tags ``verdict.<config_id>``, ``verdict.best_config``, tables
-        ``verdict`` and ``trials``, and ``runtime.report``'s description under ``intro``, figures and
-        per-configuration metrics) and on each trial's run (``trial.child_tags``, among them ``outcome``,
-        and its configuration's ``config/<column>`` metrics)."""
+        """The verdicts on the parent run (``runtime.report.parent_tags``: ``verdict.<name>``,
+        ``best_config``, ``best_verdict``; tables ``verdict`` and ``trials``, and ``runtime.report``'s
+        description under ``intro`` and figures) and on each trial's run (``trial.child_tags``, among them
+        ``outcome``, and its configuration's ``config/<column>`` metrics)."""
         if table.empty:
             return
-        self.tracker.log_table(table, "verdict")
-        self.tracker.log_table(trials, "trials")
-        tags = {f"verdict.{row['config_id']}": trial.summary_line(row) for _, row in table.iterrows()}
-        self.tracker.set_tags(self.tracker.parent_run_id, {**tags, "verdict.best_config": trial.best_config(table)})
+        log_tables(self.tracker, {"verdict": table, "trials": trials})
+        self.tracker.set_tags(self.tracker.parent_run_id, parent_tags(trial, table))
         by_config = table.set_index("config_id")
         for row in trials.itertuples():
             run_id = self.run_ids.get(row.trial_id)
@@ -156,6 +157,18 @@ def seed_design(space: SearchSpace, trial: Trial, per_trial: int) -> SequentialD
     return sequential_design(space, per_trial)
 
 
+def progress_counts(searcher: SeedReplicates | SequentialReplicates, configs: int
+                    ) -> tuple[Callable[[], int], Callable[[Mapping[str, int]], int]]:
+    """The progress line's (seeds planned, decisions so far from seeds done per configuration) of a
+    sweep of ``configs`` configurations: fixed seeds plan them all and decide a configuration when all
+    its seeds are done; sequential seeds plan ``max`` for each configuration still open and decide when
+    the searcher does (``SequentialReplicates.planned_seeds`` and ``told``)."""
+    if isinstance(searcher, SequentialReplicates):
+        return (lambda: searcher.planned_seeds(configs)), (lambda done: len(searcher.told))
+    seeds = len(searcher.groups.seeds)
+    return (lambda: configs * seeds), all_seeds_done(lambda: seeds)
+
+
 def sequential_trial(trial: Trial, design: SequentialDesign) -> Trial:
     """``trial`` judged under a sequential design: the interval columns printed, and the figure of each
     configuration's confidence sequence (``verdicts.figures.confidence_sequences``) beside its own."""
@@ -192,7 +205,8 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target:
     with open_job(settings, trial, target, prefix, space_params(space, configs, design), {"space": space.name},
                   label=space.name, resolved=space_values(space)) as run:
         run_space = param_space(space, settings.trial_run_settings(), searched=not grid)
-        _, trials = run.fit(trial, run_space, searcher, searcher.max_trials(configs))
+        planned, decided = progress_counts(searcher, configs)
+        _, trials = run.fit(trial, run_space, searcher, searcher.max_trials(configs), planned=planned, decided=decided)
         table = trial.verdict_table(trials, settings)
         if design is not None:
             table = decision_table(table, trials, design, settings.success_threshold)

@@ -1,5 +1,10 @@
 """What a job's parent run shows at a glance: a Markdown description with the verdict table and the
-figures, the figures themselves (``figures/*.png``), and per-configuration metrics.
+figures, the figures themselves (``figures/*.png``), and its row in the runs table (``parent_tags``:
+the best configuration and its verdict, each configuration's verdict keyed by its name).
+
+The parent logs no per-configuration metrics: MLflow's chart view drew each as a one-bar chart of a run
+outside every configuration's group; each seed's run holds its configuration's ``config/<column>``
+metrics, and ``verdict.json``/``verdict.csv`` every column.
 
 MLflow shows a run's description (the tag ``mlflow.note.content``) as Markdown on the run's page; its
 images load from the tracking server's ``get-artifact`` route (``mlflow_utils.figure_link``).
@@ -17,6 +22,7 @@ import pandas as pd
 from mlflow_utils import SweepTracker, figure_link
 from mlflow_utils.views import column
 from tune_jobs.runtime.trial import Trial
+from tune_jobs.verdicts.readable import readable_table, readable_text
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +37,11 @@ _UNSAFE = re.compile(r"[^\w.\- /:]")
 
 
 def cell_text(value: Any) -> str:
-    """A table cell in Markdown: 4 significant digits for a float, '-' for a missing value, '|' escaped."""
+    """A table cell in Markdown: a float rounded for reading (``verdicts.readable``: 0.6666666667 reads
+    0.667), '-' for a missing value, '|' escaped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return readable_text(value).replace("|", "\\|").replace("\n", " ")
 
 
 HEADERS = {"successes": "successes/seeds", "success_rate": "success rate [95% Wilson]",
@@ -68,7 +73,7 @@ def readable_rates(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def metric_name(*parts: str) -> str:
-    """A metric name MLflow accepts, from parts joined by '/' (other characters become '_')."""
+    """A metric (or tag) name MLflow accepts, from parts joined by '/' (other characters become '_')."""
     return _UNSAFE.sub("_", "/".join(parts))
 
 
@@ -78,11 +83,33 @@ def summary_value(value: Any) -> float:
     return float(f"{float(value):.10g}")
 
 
-def parent_metrics(table: pd.DataFrame, columns: Sequence[str]) -> dict[str, float]:
-    """``<column>/<configuration name>`` -> value of each of ``columns`` per verdict row, e.g.
-    ``success_rate/d8-ff28-lr0.015``: the parent run's metrics, one per configuration and column."""
-    return {metric_name(column, str(row.get("name", row["config_id"]))): summary_value(row[column])
-            for _, row in table.iterrows() for column in columns if column in table.columns}
+BEST_COLUMNS = ("best_config", "best_verdict")
+"""The parent's tags its row in the runs table shows (no '.' in them: MLflow 3.17's runs table leaves a
+column whose name holds a dot empty)."""
+
+
+def parent_tags(trial: Trial, table: pd.DataFrame) -> dict[str, str]:
+    """The parent run's tags from the verdict ``table``: ``verdict.<configuration name>`` -> its one-line
+    verdict (``trial.summary_line``; ' <config id>' appended to a name two configurations share),
+    ``best_config`` -> the best configuration's name and ``best_verdict`` -> its one-line verdict (the
+    parent's row in the runs table), ``best_config_id`` and ``verdict.best_config`` -> its config id."""
+    names = table["name"].astype(str) if "name" in table else table["config_id"].astype(str)
+    shared = set(names[names.duplicated()])
+    tags = {metric_name(f"verdict.{name}" + (f" {row['config_id']}" if name in shared else "")): trial.summary_line(row)
+            for name, (_, row) in zip(names, table.iterrows())}
+    best_id = trial.best_config(table)
+    best = table[table["config_id"] == best_id]
+    row = best.iloc[0] if not best.empty else None
+    return {**tags, "verdict.best_config": best_id, "best_config_id": best_id,
+            "best_config": best_id if row is None else str(row.get("name", best_id)),
+            "best_verdict": "" if row is None else trial.summary_line(row)}
+
+
+def log_tables(tracker: SweepTracker, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Log each table on the parent run: ``<name>.json`` (MLflow's table viewer) rounded for reading
+    (``verdicts.readable``), ``<name>.csv`` at full precision."""
+    for name, table in tables.items():
+        tracker.log_table(table, name, shown=readable_table(table))
 
 
 def child_metrics(row: pd.Series, columns: Sequence[str]) -> dict[str, float]:
@@ -118,24 +145,26 @@ def description(intro: Sequence[str], trial: Trial, table: pd.DataFrame, links: 
         lines += [f"Best configuration: **{row.get('name', best_id)}**: {trial.summary_line(row)}", ""]
     lines += [markdown_table(readable_rates(table), trial.summary_columns or trial.columns), "", *intro, "", *links, "",
               "Each seed is a nested run named `<configuration> s<seed>`, tagged `outcome` (success, failed or "
-              "suspect, errored, interrupted), `config` and `config_id`; the parent's metrics "
-              "`<column>/<configuration>` and each seed's `config/<column>` sort by configuration. `verdict.json` "
-              "and `trials.json` (Artifacts) hold every column."]
+              "suspect, errored, interrupted), `config` and `config_id`; its metrics `config/<column>` sort by "
+              "configuration. This run's tags `verdict.<configuration>` hold each verdict, `best_config` and "
+              "`best_verdict` the best. `verdict.json` and `trials.json` (Artifacts) hold every column, rounded "
+              "for reading (`.csv`: full precision)."]
     return "\n".join(lines)
 
 
 def view_columns(trial: Trial) -> list[str]:
-    """The runs-table columns of the job's shared views: each seed's outcome and configuration, its
-    configuration's summary metrics, and the last value of the trial's curve."""
-    return [column("tags", "outcome"), column("tags", "config"),
+    """The runs-table columns of the job's shared views: each seed's outcome and configuration, the
+    parent's best configuration and its verdict (``BEST_COLUMNS``), each seed's configuration's summary
+    metrics, and the last value of the trial's curve."""
+    return [column("tags", "outcome"), column("tags", CONFIG_TAG), *(column("tags", name) for name in BEST_COLUMNS),
             *(column("metrics", f"{CHILD_PREFIX}{name}") for name in trial.summary_metrics),
             column("metrics", trial.curve)]
 
 
 def log_report(tracker: SweepTracker, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame,
                curves: pd.DataFrame, settings: Any, intro: Sequence[str]) -> None:
-    """Log the parent run's figures (``trial.figures``), per-configuration metrics and description, and
-    the experiment's shared views of the runs table (``mlflow_utils.views``)."""
+    """Log the parent run's figures (``trial.figures``) and description, and the experiment's shared
+    views of the runs table (``mlflow_utils.views``)."""
     figures = {}
     if trial.figures is not None:
         try:
@@ -143,6 +172,7 @@ def log_report(tracker: SweepTracker, trial: Trial, table: pd.DataFrame, trials:
         except Exception as error:  # noqa: BLE001 - a figure must never lose the verdict
             logger.warning("the figures of %s were not drawn: %s", tracker.sweep_id, error)
     links = log_figures(tracker, figures)
-    tracker.log_summary(tracker.parent_run_id, parent_metrics(table, trial.summary_metrics))
     tracker.set_description(tracker.parent_run_id, description(intro, trial, table, links))
-    tracker.share_views(view_columns(trial), CONFIG_TAG, {column("tags", CONFIG_TAG): 220})
+    tracker.share_views(view_columns(trial), CONFIG_TAG, {column("tags", CONFIG_TAG): 220,
+                                                          column("tags", "best_config"): 220,
+                                                          column("tags", "best_verdict"): 280})

@@ -71,6 +71,13 @@ class SequentialReplicates(Searcher):
         """Trials ``num_configs`` configurations can run at most (Tune's ``num_samples``): each at ``max_seeds``."""
         return num_configs * -(-self.design.max_seeds // self.design.group_size)
 
+    def planned_seeds(self, num_configs: int) -> int:
+        """Seeds the sweep may still spend in all, for a progress line: those started by each configuration
+        whose seeds are done, ``max_seeds`` for each other one of ``num_configs``."""
+        started = {d.config_id: d.seeds_started for d in self.allocation.decisions()}
+        done = sum(started[key] for key in self.told)
+        return done + (num_configs - len(self.told)) * self.design.max_seeds
+
     def suggest(self, trial_id: str) -> Optional[dict | str]:
         key = self._next_open()
         if key is None and len(self.configs) < self.num_configs and not self.inner_finished:

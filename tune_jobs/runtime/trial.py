@@ -95,11 +95,11 @@ class Trial:
     verdict_table: Callable[[pd.DataFrame, Any], pd.DataFrame]
     """(trial table, the job's settings) -> one verdict row per configuration, best first."""
     summary_line: Callable[[pd.Series], str]
-    """A verdict row in one line (the parent run's ``verdict.<config_id>`` tags)."""
+    """A verdict row in one line (the parent run's ``verdict.<name>`` and ``best_verdict`` tags)."""
     child_tags: Callable[[pd.Series, Any], dict[str, str]]
     """(verdict row, trial-table row) -> tags of that trial's run."""
     best_config: Callable[[pd.DataFrame], str]
-    """The verdict table's best configuration (the parent run's ``verdict.best_config``)."""
+    """The verdict table's best configuration's id (the parent run's ``best_config`` shows its name)."""
     data_parallel: bool = False
     """Whether the body trains on its shard of a global batch (``context.shard``/``prepare``)."""
     stacked: bool = False
@@ -119,8 +119,8 @@ class Trial:
     curve: str = "val/exact_match"
     """Reported metric drawn against step, every seed, in the learning-curve figure."""
     summary_metrics: tuple[str, ...] = ()
-    """Verdict-table columns logged as metrics per configuration: on the parent run as
-    ``<column>/<name>``, on each of its trials' runs as ``config/<column>`` (sortable in the runs table)."""
+    """Verdict-table columns logged as metrics per configuration on each of its trials' runs, as
+    ``config/<column>`` (sortable in the runs table; the parent run has them in ``verdict.json``)."""
     summary_columns: tuple[str, ...] = ()
     """Verdict-table columns of the Markdown table in the parent run's description."""
     figures: Optional[Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any], dict[str, Any]]] = None

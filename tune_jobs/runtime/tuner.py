@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ray import tune
 from ray.tune import ResultGrid
@@ -24,6 +24,7 @@ from trainables.checks import ConfigError
 from tune_jobs.runtime.driver_callbacks import bound
 from tune_jobs.runtime.interruptions import TrialStatuses
 from tune_jobs.runtime.mlflow_callback import MlflowTrialRuns, default_run_name
+from tune_jobs.runtime.progress import Progress, slow_ray_table
 from tune_jobs.runtime.ray_session import start_ray, trial_resources
 from tune_jobs.runtime.ray_train import RAY_TRAIN, data_parallel
 from tune_jobs.runtime.replicates import trial_id_of
@@ -110,9 +111,13 @@ class Fitted:
 
 
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
-        name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name) -> Fitted:
+        name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name,
+        planned: Callable[[], int] | None = None, decided: Callable[[Mapping[str, int]], int] | None = None) -> Fitted:
     """Run ``trial`` on the configs ``searcher`` suggests, each mirrored into MLflow under ``tracker``'s
-    parent run (see the module doc). The settings were checked against the trial (``check_trial``)
+    parent run (see the module doc), with a progress line (``runtime.progress``): ``planned()`` seeds in
+    all (default ``num_samples`` x ``seeds_per_trial``), ``decided(seeds done per configuration)``
+    configurations decided so far (without it, no decision count is shown); both are read at every refresh
+    and may change as seeds are added. The settings were checked against the trial (``check_trial``)
     before the parent run opened.
 
     Raises:
@@ -134,13 +139,17 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
     check_shared_storage(storage)
     trainable = tune.with_resources(trainable, trial_resources(settings))
     mlflow_runs, statuses = MlflowTrialRuns(tracker, run_name), TrialStatuses(name)
-    with bound([mlflow_runs, statuses]):
+    planned = planned or (lambda: num_samples * settings.seeds_per_trial)
+    progress = Progress(name, planned, decided)
+    slow_ray_table()
+    with bound([mlflow_runs, statuses, progress]):
         tuner = _restored(storage, name, trainable, param_space) if settings.resume else tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, metric=OBJECTIVE, mode="max", num_samples=num_samples,
                                         max_concurrent_trials=concurrent, reuse_actors=True,
                                         trial_dirname_creator=lambda t: t.trial_id),
-            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[mlflow_runs, statuses], verbose=1,
+            run_config=tune.RunConfig(name=name, storage_path=storage, callbacks=[mlflow_runs, statuses, progress],
+                                      verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS)))
         grid = tuner.fit()  # Tune adds its own loggers to the callbacks list it is given: name ours apart

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from tune_jobs.verdicts.allocation import replayed
 from tune_jobs.verdicts.claims import Claim
+from tune_jobs.verdicts.readable import readable_text
 from tune_jobs.verdicts.sequential import SequentialDesign, sequence_path
 
 VERDICT_COLOURS = {"REPRODUCIBLE": "#2e7d32", "CONSISTENT": "#2e7d32", "SEED-SENSITIVE": "#ef6c00",
@@ -35,6 +36,9 @@ PARAMETER_COLUMNS = ("parameters", "model/parameters")
 """Verdict-table columns holding a configuration's parameter count (addition, language model)."""
 MAX_PANELS = 12
 """Learning-curve panels drawn at most (the first configurations of the verdict table, best first)."""
+MAX_WIDTH = 9.6
+"""A figure's width at most, in inches: 960 px at matplotlib's 100 dpi (MLflow saves at the figure's
+dpi), so the parent run's page shows it without scrolling sideways or clipping its side bar."""
 
 
 def config_label(row: pd.Series) -> str:
@@ -87,7 +91,7 @@ def learning_curves(curves: pd.DataFrame, verdicts: pd.DataFrame, metric: str,
     order = [row for _, row in verdicts.head(max_panels).iterrows()]
     columns = min(3, max(len(order), 1))
     lines = max(1, math.ceil(len(order) / columns))
-    figure = Figure(figsize=(4.2 * columns, 3.0 * lines + 0.6), layout="constrained")
+    figure = Figure(figsize=(min(MAX_WIDTH, 3.2 * columns), 2.6 * lines + 0.8), layout="constrained")
     panels = figure.subplots(lines, columns, sharex=True, sharey=True, squeeze=False).ravel()
     for axes, row in zip(panels, order):
         mine = curves[curves["config_id"] == row["config_id"]]
@@ -120,9 +124,9 @@ def grokking_steps(trials: pd.DataFrame, verdicts: pd.DataFrame, horizon: float)
         never = mine[mine["grokking_step"].isna()]
         spread = _spread(len(grokked))
         axes.scatter(grokked["grokking_step"].astype(float), [y + d for d in spread], color="#1565c0", zorder=3,
-                     label="grokking step" if y == 0 else None)
+                     label="grokking step" if len(grokked) else None)
         axes.scatter([horizon] * len(never), [y + d for d in _spread(len(never))], marker="x", color="#c62828",
-                     zorder=3, label="not within the schedule" if y == 0 else None)
+                     zorder=3, label="not within the schedule" if len(never) else None)
         for seed, step, d in zip(grokked["seed"], grokked["grokking_step"], spread):
             axes.annotate(f"s{seed}", (float(step), y + d), textcoords="offset points", xytext=(7, -3), fontsize=7)
     axes.set_yticks(range(len(rows)), [config_label(row) for _, row in rows])
@@ -131,10 +135,18 @@ def grokking_steps(trials: pd.DataFrame, verdicts: pd.DataFrame, horizon: float)
     axes.set_xlabel("step at which validation exact match first reached the success threshold")
     axes.set_title("Grokking step per seed")
     axes.grid(axis="x", alpha=0.3)
-    handles, labels = axes.get_legend_handles_labels()
+    handles, labels = _once(*axes.get_legend_handles_labels())
     if handles:  # beside the axes: markers sit at the schedule's end, where a legend inside would hide them
         axes.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
+
+
+def _once(handles: list, labels: list[str]) -> tuple[list, list[str]]:
+    """Legend handles and labels with each label once (its first handle), in the order first drawn."""
+    first: dict[str, object] = {}
+    for handle, label in zip(handles, labels):
+        first.setdefault(label, handle)
+    return list(first.values()), list(first)
 
 
 def _spread(count: int, height: float = 0.5) -> list[float]:
@@ -143,11 +155,13 @@ def _spread(count: int, height: float = 0.5) -> list[float]:
 
 
 def bits_per_byte(trials: pd.DataFrame, verdicts: pd.DataFrame, x: str = "tokenizer/vocab_size") -> Figure:
-    """Validation bits per byte of every finished seed (dots) and each configuration's mean with its
-    min-max spread, against column ``x`` (log scale) when it varies, else one position per configuration."""
+    """Validation bits per byte of every finished seed (dots, coloured by verdict) and each configuration's
+    mean with its min-max spread (a colour of its own, named in the legend: every configuration), against
+    column ``x`` (log scale) when it varies, else one position per configuration."""
     figure = Figure(figsize=(9, 4.8), layout="constrained")
     axes = figure.add_subplot()
     numeric = x in verdicts and pd.api.types.is_numeric_dtype(verdicts[x]) and verdicts[x].nunique() > 1
+    handles: list = []
     for index, (_, row) in enumerate(verdicts.iterrows()):
         mine = trials[(trials["config_id"] == row["config_id"]) & trials["finished"].astype(bool)]
         position = float(row[x]) if numeric else index
@@ -155,7 +169,11 @@ def bits_per_byte(trials: pd.DataFrame, verdicts: pd.DataFrame, x: str = "tokeni
         axes.scatter([position] * len(mine), mine["bits_per_byte"], color=colour, alpha=0.6, s=18)
         if len(mine):
             error = [[row["bpb_mean"] - row["bpb_min"]], [row["bpb_max"] - row["bpb_mean"]]]
-            axes.errorbar(position, row["bpb_mean"], yerr=error, fmt="_", color="black", capsize=5, markersize=14)
+            handles.append(axes.errorbar(position, row["bpb_mean"], yerr=error, fmt="_", color=f"C{index % 10}",
+                                         capsize=5, markersize=14, label=f"{config_label(row)}: {row['verdict']}"))
+        else:
+            handles += axes.plot([], [], linestyle="none", marker="_", color=f"C{index % 10}",
+                                 label=f"{config_label(row)}: no finished seed")
         if numeric:
             axes.annotate(str(row.get("name", "")), (position, row["bpb_mean"]), textcoords="offset points",
                           xytext=(6, 0), fontsize=7)
@@ -168,6 +186,8 @@ def bits_per_byte(trials: pd.DataFrame, verdicts: pd.DataFrame, x: str = "tokeni
     axes.set_ylabel("validation bits per byte (dots: seeds; bars: min-max)")
     axes.set_title("Bits per byte per configuration" + (f" against {x}" if numeric else ""))
     axes.grid(alpha=0.3)
+    if handles:  # in verdict order, beside the axes
+        axes.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
 
 
@@ -176,14 +196,16 @@ def claim_values(runs: pd.DataFrame, claim: Claim) -> Figure:
     meets the claim) beside the claimed value and the bound a run must meet."""
     figure = Figure(figsize=(8, 4.2), layout="constrained")
     axes = figure.add_subplot()
-    labels = [f"{role} s{seed}" for role, seed in zip(runs["role"], runs["seed"])]
     finished = [bool(done) and not math.isnan(value) for value, done in zip(runs["measured"], runs["finished"])]
     values = [value if done else 0.0 for value, done in zip(runs["measured"], finished)]
+    labels = [f"{role} s{seed}" + ("" if done else "\n(no value)")
+              for role, seed, done in zip(runs["role"], runs["seed"], finished)]
     colours = [GREY if not done else "#2e7d32" if claim.holds(value) else "#c62828"
                for value, done in zip(values, finished)]
     axes.bar(range(len(values)), values, color=colours)
-    for index, (value, done) in enumerate(zip(values, finished)):
-        axes.text(index, value + 0.02, f"{value:.4f}" if done else "no value", ha="center", fontsize=8)
+    for index, value in enumerate(values):
+        if value > 0:  # a zero-height bar gets no floating label (a run without a value says so on its tick)
+            axes.text(index, value + 0.02, readable_text(float(value), 4), ha="center", fontsize=8)
     axes.axhline(claim.claimed_value, color="black", linewidth=1, label=f"claimed {claim.claimed_value:.5g}")
     axes.axhline(claim.bound(), color="black", linestyle="--", linewidth=1, label=f"bound: {claim.rule()}")
     axes.set_xticks(range(len(values)), labels, fontsize=8)

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import pandas as pd
 from scipy.stats import binomtest
 
+from tune_jobs.verdicts.readable import readable_text
+
 SUCCESS_THRESHOLD = 0.99
 """Default exact-match threshold of a successful seed."""
 MIN_SEEDS = 3
@@ -207,7 +209,7 @@ def child_tags(row: pd.Series, trial: Any) -> dict[str, str]:
     the verdict, the configuration's success rate, whether this seed succeeded, and its ``outcome``
     (success, failed, errored or interrupted)."""
     succeeded = bool(trial.finished) and pd.notna(trial.grokking_step)
-    return {"verdict": row["verdict"], "config_success_rate": f"{row['success_rate']:.4f}",
+    return {"verdict": row["verdict"], "config_success_rate": readable_text(float(row['success_rate'])),
             "seed_succeeded": str(succeeded).lower(), "outcome": outcome(trial, succeeded)}
 
 

@@ -88,6 +88,14 @@ def test_seeds_go_where_the_decision_is_open_and_the_dominated_configuration_sto
     assert told[8] == 1.0 and told[7] == 0.0 and 0 < told[16] < 1
 
 
+def test_the_planned_seeds_shrink_to_what_decided_configurations_used():
+    searcher = searcher_for(SequentialDesign(3, 30))
+    assert searcher.planned_seeds(3) == 90
+    drive(searcher)
+    used = sum(d.seeds_started for d in searcher.allocation.decisions())
+    assert searcher.planned_seeds(3) == used < 90 and len(searcher.told) == 3
+
+
 def test_a_configuration_gets_its_first_min_seeds_before_any_new_configuration():
     searcher = searcher_for(SequentialDesign(3, 5, racing=False))
     handed, _ = drive(searcher, slots=4, stop_after=0)

@@ -108,6 +108,28 @@ def test_grokking_steps_mark_each_seed_and_those_that_never_grokked(tables):
     assert [(400.0, top)] in points  # seed 1 did not: an 'x' at the schedule's end
     assert [(400.0, top - 1.25), (400.0, top - 1), (400.0, top - 0.75)] in points  # config b: no seed grokked
     assert {t.get_text() for t in axes.texts} == {"s0", "s2"}
+    # the legend names each kind of marker drawn, once, whichever row drew it first
+    assert sorted(t.get_text() for t in axes.get_legend().get_texts()) == ["grokking step", "not within the schedule"]
+    none_grokked = trials.assign(grokking_step=None)
+    legend = figures.grokking_steps(none_grokked, verdicts, horizon).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["not within the schedule"]
+
+
+def png_width(figure) -> int:
+    """The saved PNG's width in pixels (its IHDR chunk), as MLflow's log_figure saves it."""
+    return int.from_bytes(png_bytes(figure)[16:20], "big")
+
+
+@pytest.mark.parametrize("configs", [1, 3, 12])
+def test_every_figure_fits_the_parent_runs_page(tables, configs):
+    verdicts, trials, curves = tables
+    many = pd.concat([verdicts] * 4, ignore_index=True).head(configs)
+    lm_verdicts, lm_trials = lm_tables([320 + v for v in range(configs)])
+    drawn = [figures.learning_curves(curves, many, "val/exact_match"), figures.success_rates(many),
+             figures.grokking_steps(trials, many, 400.0), figures.bits_per_byte(lm_trials, lm_verdicts)]
+    for figure in drawn:
+        assert figure.get_size_inches()[0] * figure.dpi <= 1000
+    assert max(png_width(figure) for figure in drawn) <= 1000
 
 
 def lm_tables(vocabs):
@@ -126,6 +148,16 @@ def test_bits_per_byte_is_drawn_against_vocabulary_size_when_it_varies():
     assert (320.0, 2.0) in dots and (1024.0, 2.2) in [(x, round(y, 6)) for x, y in dots]
 
 
+def test_bits_per_byte_names_every_configuration_in_its_legend():
+    verdicts, trials = lm_tables([320, 512, 1024, 2048])
+    crashed = trials.assign(finished=trials["tokenizer/vocab_size"] != 2048)  # one configuration without a seed
+    legend = figures.bits_per_byte(crashed, verdicts).axes[0].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == len(verdicts) == 4
+    assert [label.split(" (")[0] for label in labels] == verdicts["name"].tolist()
+    assert labels[-1].endswith("no finished seed")
+
+
 def test_bits_per_byte_uses_one_position_per_configuration_when_the_vocabulary_is_fixed():
     verdicts, trials = lm_tables([512])
     axes = figures.bits_per_byte(trials, verdicts).axes[0]
@@ -140,6 +172,7 @@ def test_claim_values_draw_each_run_against_the_claim():
     axes = figures.claim_values(runs, claim).axes[0]
     assert [round(bar.get_height(), 5) for bar in axes.patches] == [0.9999, 0.5, 0.0]
     assert [to_hex(bar.get_facecolor()) for bar in axes.patches] == ["#2e7d32", "#c62828", figures.GREY]
-    assert [t.get_text() for t in axes.get_xticklabels()] == ["claimed-a s42", "claimed-b s42", "other s43"]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["claimed-a s42", "claimed-b s42", "other s43\n(no value)"]
+    assert [t.get_text() for t in axes.texts] == ["0.9999", "0.5"]  # no label floats over the empty bar
     assert sorted(round(line.get_ydata()[0], 6) for line in axes.get_lines()) == \
         sorted([round(claim.claimed_value, 6), round(claim.bound(), 6)])

@@ -1,12 +1,14 @@
 """Verdict rules, the Wilson interval and grokking steps."""
 
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from tune_jobs.verdicts.seeds import (
-    INCONCLUSIVE, NOT_REPRODUCED, REPRODUCIBLE, SEED_SENSITIVE, grokking_step, label, verdict_table, wilson_interval,
+    INCONCLUSIVE, NOT_REPRODUCED, REPRODUCIBLE, SEED_SENSITIVE, child_tags, grokking_step, label, verdict_table,
+    wilson_interval,
 )
 
 
@@ -83,3 +85,10 @@ def test_names_lead_the_table_and_a_shared_name_takes_the_config_id():
     table = verdict_table(trials)
     assert list(table.columns[:2]) == ["name", "config_id"]
     assert dict(zip(table["config_id"], table["name"])) == {"a": "d8-a", "b": "d8-b", "c": "d16"}
+
+
+def test_a_seeds_tags_show_its_configurations_rate_rounded_for_reading():
+    row = pd.Series({"verdict": "SEED-SENSITIVE", "success_rate": 2 / 3})
+    tags = child_tags(row, SimpleNamespace(finished=True, grokking_step=300.0, status="finished"))
+    assert tags == {"verdict": "SEED-SENSITIVE", "config_success_rate": "0.667", "seed_succeeded": "true",
+                    "outcome": "success"}

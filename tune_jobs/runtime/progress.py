@@ -1,0 +1,142 @@
+"""A job's progress line: seeds done of planned, trials running, decisions so far, elapsed and an ETA.
+
+On a terminal the line is redrawn in place (``tqdm``); in a log (stdout not a terminal) it is a plain
+line, written when a seed ends and at most every ``LOG_EVERY`` seconds otherwise. The ETA comes from the
+measured speed of the job: seeds done per second of wall time since the fit started (so it accounts for
+the trials running at once), applied to the seeds still to do. Ray Tune's own trial table is printed at
+most once a minute (``slow_ray_table``).
+
+``planned`` and ``decided`` are callables, read at every refresh: under sequential seeds the number of
+seeds planned grows as a configuration's verdict asks for more, and a configuration may be decided
+before all its seeds have run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Callable, Mapping, Optional, TextIO
+
+from ray.tune.experimental import output as ray_output
+from tqdm import tqdm
+
+from tune_jobs.runtime.driver_callbacks import DriverCallback
+from tune_jobs.runtime.trial_config import SEEDS, config_id
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY = 60.0
+"""Seconds between two plain progress lines in a log when no seed ended in between."""
+RAY_TABLE_SECONDS = 60
+"""Seconds between two of Ray Tune's trial tables (Ray 2.60 prints one every 30 s)."""
+
+
+def eta_seconds(done: int, planned: int, elapsed: float) -> Optional[float]:
+    """Seconds left at the measured speed, ``(planned - done) * elapsed / done``; 0 when nothing is
+    left; None before the first seed is done (no speed measured yet)."""
+    if done >= planned:
+        return 0.0
+    if done <= 0 or elapsed <= 0:
+        return None
+    return (planned - done) * elapsed / done
+
+
+def all_seeds_done(per_config: Callable[[], int]) -> Callable[[Mapping[str, int]], int]:
+    """The decision count of fixed seeds: configurations with ``per_config()`` seeds done (a verdict
+    waits for all of them)."""
+    return lambda done: sum(1 for count in done.values() if count >= per_config())
+
+
+def progress_line(done: int, planned: int, running: int, decisions: Optional[int], elapsed: float,
+                  eta: Optional[float]) -> str:
+    """'seeds 4/12, 2 running, 1 decision, elapsed 02:10, ETA 04:20' (no decision count when
+    ``decisions`` is None; ETA '?' before a speed is measured; times as ``tqdm.format_interval`` writes
+    them: [H:]MM:SS)."""
+    parts = [f"seeds {done}/{planned}", f"{running} running"]
+    if decisions is not None:
+        parts.append(f"{decisions} decision" + ("" if decisions == 1 else "s"))
+    left = "?" if eta is None else tqdm.format_interval(eta)
+    return ", ".join([*parts, f"elapsed {tqdm.format_interval(elapsed)}", f"ETA {left}"])
+
+
+class Progress(DriverCallback):
+    """The progress line of one fit, fed by Tune's callback hooks (a ``DriverCallback``: it survives a
+    restore by pickling as its key)."""
+
+    def __init__(self, key: str, planned: Callable[[], int], decided: Optional[Callable[[Mapping[str, int]], int]],
+                 out: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(key)
+        self.planned = planned
+        """Seeds planned in all: may change as seeds are added (sequential seeds)."""
+        self.decided = decided
+        """(seeds done per configuration id) -> configurations decided so far (None: not counted)."""
+        self.out = out or sys.stdout
+        self.clock = clock
+        self.start = clock()
+        self.done: dict[str, int] = {}
+        """Configuration id -> its seeds done (finished or errored)."""
+        self.running = 0
+        self.last_line = -LOG_EVERY
+        self.last_text = ""
+        self.bar: Optional[tqdm] = None
+
+    def line(self) -> str:
+        """The progress line now."""
+        done, planned, elapsed = sum(self.done.values()), self.planned(), self.clock() - self.start
+        decisions = None if self.decided is None else self.decided(self.done)
+        return progress_line(done, planned, self.running, decisions, elapsed,
+                             eta_seconds(done, planned, elapsed))
+
+    def show(self, changed: bool = False) -> None:
+        """Redraw the line on a terminal; in a log, write it when ``changed`` or ``LOG_EVERY`` s passed."""
+        if self.out.isatty():
+            if self.bar is None:
+                self.bar = tqdm(total=self.planned(), file=self.out, bar_format="{desc}", leave=True)
+            self.bar.total = self.planned()
+            self.bar.set_description_str(self.line())
+            return
+        now, text = self.clock(), self.line()
+        if (changed or now - self.last_line >= LOG_EVERY) and text != self.last_text:  # never the same line twice
+            self.last_line, self.last_text = now, text
+            print(text, file=self.out, flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running = _running(trials)
+        self.show()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended(trials, trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended(trials, trial)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.running = _running(trials)
+        self.show()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.running = 0
+        self.show(changed=True)
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _ended(self, trials: list, trial: Any) -> None:
+        key = config_id(trial.config)
+        self.done[key] = self.done.get(key, 0) + len(trial.config.get(SEEDS) or [None])  # a stacked trial: K seeds
+        self.running = _running(trials)
+        self.show(changed=True)
+
+
+def _running(trials: list) -> int:
+    return sum(1 for trial in trials if trial.status == "RUNNING")
+
+
+def slow_ray_table(seconds: int = RAY_TABLE_SECONDS) -> None:
+    """Print Ray Tune's trial table at most every ``seconds`` (its reporter's heartbeat, a class
+    attribute Ray 2.60 does not expose otherwise); a warning, nothing changed, where Ray lacks it."""
+    if not hasattr(ray_output.ProgressReporter, "_heartbeat_freq"):
+        logger.warning("Ray Tune's reporter has no _heartbeat_freq: its trial table keeps Ray's own cadence")
+        return
+    ray_output.ProgressReporter._heartbeat_freq = seconds
