@@ -24,6 +24,7 @@ EXPERIMENT ?=
 TRACKING_URI ?=
 ARGS ?=
 CLAIM ?=
+CLAIMS ?=
 COMMAND_JOB ?=
 JOB ?=
 CKPT ?= 456p_s43
@@ -56,7 +57,7 @@ endef
 USER_VARIABLES := PYTHON VENV TORCH_SPEC SPACE CONFIGS SEEDS STEPS EVAL_INTERVAL MODE STOP_AFTER_SUCCESS CONCURRENCY \
   THREADS GPUS SEARCH_SEED NAME EXPERIMENT TRACKING_URI ARGS CLAIM COMMAND_JOB JOB CKPT PROTOCOL MLFLOW_PORT \
   OPTUNA_JOURNAL OPTUNA_PORT RAY_ADDRESS STORAGE CLUSTER_ROOT CLUSTER_PORT MLFLOW_SERVER_PORT MLFLOW_SERVER_HOST \
-  RESUME SET WORKERS SEEDS_PER_TRIAL CORPUS MAX_BYTES
+  RESUME SET WORKERS SEEDS_PER_TRIAL CORPUS MAX_BYTES CLAIMS
 $(foreach v,$(USER_VARIABLES),$(if $(findstring $(newline),$(value $(v))),$(error $(v) holds a newline; give each value on one line)))
 # make would expand a command-line variable to export it into a recipe's environment: they reach programs as
 # arguments only (RAY_ADDRESS from the environment becomes --ray-address)
@@ -88,7 +89,7 @@ CLUSTER_ENV = $(if $(call uval,RAY_ADDRESS),if grep -qsx $(call q,export RAY_ADD
   $(call qv,CLUSTER_ROOT)/cluster.env; then . $(call qv,CLUSTER_ROOT)/cluster.env; fi;)
 JOB_PY = $(CLUSTER_ENV) $(PY) -m
 
-.PHONY: venv sweep-addition sweep-addition-smoke reproduce claims sweep-command sweep-vocab ablate-memory crosslingual evaluate \
+.PHONY: venv sweep-addition sweep-addition-smoke reproduce report claims sweep-command sweep-vocab ablate-memory crosslingual evaluate \
   mlflow-ui optuna-dashboard test test-slow test-faults test-ui clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
 
 venv: $(STAMP)
@@ -113,6 +114,11 @@ reproduce: $(STAMP)
 	$(if $(value CLAIM),,$(error CLAIM=<name> is required; `make claims` lists them))
 	$(JOB_PY) tune_jobs.reproduce --claim $(call qv,CLAIM) $(call opt,--seeds,SEEDS) $(call opt,--train-steps,STEPS) \
 	  $(call opt,--mode,MODE) $(call opt,--command-job,COMMAND_JOB) $(RUN_ARGS) $(call argwords,ARGS)
+
+# make report [CLAIMS="512p-s42 512p-s42-mps"] [SEEDS=5 or SEEDS=5..12] [STEPS=300] [RESUME=1 NAME=report-...]
+report: $(STAMP)
+	$(JOB_PY) tune_jobs.report $(if $(call uval,CLAIMS),--claims $(call argwords,CLAIMS)) $(call opt,--seeds,SEEDS) \
+	  $(call opt,--train-steps,STEPS) $(RUN_ARGS) $(call argwords,ARGS)
 
 claims: $(STAMP)
 	$(PY) -m tune_jobs.reproduce --list

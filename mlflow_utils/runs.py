@@ -264,7 +264,7 @@ def sweep_run(sweep_id: str, experiment: str, params: Mapping[str, Any], tags: M
     client = connect(tracking_uri)
     experiment_id = ensure_experiment(client, experiment)
     existing = client.search_runs([experiment_id], filter_string=f"tags.{SWEEP_ID_TAG} = '{sweep_id}' "
-                                  f"AND tags.{ROLE_TAG} = 'sweep'", max_results=1)
+                                  f"AND tags.{ROLE_TAG} != 'trial'", max_results=1)
     if existing:
         parent_id = existing[0].info.run_id
         client.update_run(parent_id, status="RUNNING")

@@ -1,0 +1,69 @@
+"""Claims grouped into cells and judged against their cell's seeds (values from the public record)."""
+
+import math
+
+import pandas as pd
+
+from tune_jobs.verdicts import claim_report as cr
+from tune_jobs.verdicts.claims import list_claims, load_claim
+
+CLAIMS = [load_claim(name) for name in list_claims()]
+
+
+def cell_named(cells, stem, steps):
+    return next(c for c in cells if c.name == f"{stem} {steps} steps")
+
+
+def test_the_shipped_claims_fall_into_the_records_cells():
+    cells = cr.cells(CLAIMS)
+    assert sum(len(c.claims) for c in cells) == len(CLAIMS) == 16
+    long_456 = cell_named(cells, "456p", 54000)
+    assert sorted(c.train.seed for c in long_456.claims) == [42, 43, 43, 44, 45, 46]
+    # the record: on one CUDA GPU seeds 43 and 44 grokked, 42, 45 and 46 did not; on MPS 43 did not
+    assert cr.record_counts(long_456, "one CUDA GPU") == (2, 5)
+    assert cr.record_counts(long_456, "Apple MPS") == (0, 1)
+    assert long_456.protocol() == "100k"
+    lr = {c.name: c for c in cells if c.name.startswith("d8ff28")}
+    assert len(lr) == 5 and len(next(c for c in cells if "lr0.010" in c.claims[0].name).claims) == 2
+
+
+def seeds_table(cell, outcomes, horizon=1000):
+    """Planted seeds: True grokked at step 100 * (seed + 1) with exact match 1.0, False stayed at 0.1."""
+    return pd.DataFrame([{"cell": cell.key, "seed": s, "finished": True, "best_exact_match": 1.0 if ok else 0.1,
+                          "protocol_exact_match": 1.0 if ok else 0.05,
+                          "grokking_step": 100.0 * (s + 1) if ok else math.nan, "censored_at": horizon}
+                         for s, ok in enumerate(outcomes)])
+
+
+def test_each_claim_is_judged_against_its_cells_planted_seeds():
+    cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
+    seeds = seeds_table(cell, [True, False, True, False, False])  # 2 of 5 grok here
+    claimed = pd.DataFrame([{"claim": "456p-s43", "finished": True, "best_exact_match": 0.2,
+                             "protocol_exact_match": 0.3},
+                            {"claim": "456p-s42-nogrok", "finished": True, "best_exact_match": 0.1,
+                             "protocol_exact_match": 0.0}])
+    rows = cr.claim_rows([cell], seeds, claimed, {cell.key: "UNDECIDED"}).set_index("claim")
+    grok = rows.loc["456p-s43"]  # at_least 100k: holds on 2 of 5 seeds, not on the claimed seed here
+    assert grok["rate"] == 0.4 and grok["holds"] is False and grok["label"] == "REPRODUCED IN DISTRIBUTION (undecided)"
+    assert (grok["record_k"], grok["record_n"]) == (2, 5) and grok["record_p"] == 1.0  # 2/5 against 2/5
+    nogrok = rows.loc["456p-s42-nogrok"]  # at_most validation 0.5: holds on the 3 seeds that did not grok
+    assert nogrok["rate"] == 0.6 and nogrok["label"] == "CLAIM REPRODUCED (undecided)"
+    assert math.isnan(rows.loc["456p-s45-nogrok", "claimed_seed_value"])  # its claimed seed did not run
+    assert rows.loc["456p-s43-mps", "record_n"] == 1 and math.isnan(rows.loc["456p-s43-mps", "record_p"])
+    assert grok["median_grokking_step"] is None  # 2 of 5 grokked: the Kaplan-Meier curve stays below 1/2
+    none = cr.claim_rows([cell], seeds_table(cell, [False] * 4), pd.DataFrame()).set_index("claim")
+    assert none.loc["456p-s43", "label"] == "NOT REPRODUCED" and none.loc["456p-s43", "rate"] == 0
+
+
+def test_the_median_grokking_step_comes_from_the_kaplan_meier_curve():
+    cell = cr.cells(CLAIMS)[0]
+    assert cr.time_to_grok(seeds_table(cell, [True, True, False])) == 200.0  # steps 100, 200 of 3 seeds
+
+
+def test_the_figures_show_every_claim_and_every_cell():
+    cells = cr.cells(CLAIMS)
+    seeds = pd.concat([seeds_table(c, [True, False]) for c in cells])
+    rows = cr.claim_rows(cells, seeds, pd.DataFrame())
+    figure = cr.claimed_vs_measured(rows)
+    assert len(figure.axes[0].get_yticklabels()) == 16
+    assert len(cr.time_to_grok_curves(seeds, cells).axes[0].get_legend().get_texts()) == len(cells)

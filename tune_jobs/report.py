@@ -1,0 +1,205 @@
+"""`make report`: every shipped claim of the record as a success rate over seeds, in one reproducibility report.
+
+    python -m tune_jobs.report --seeds 5            # claims/addition/, 5 seeds a cell, then the claimed seeds
+    python -m tune_jobs.report --claims 512p-s42 512p-s42-mps --seeds 3..12 --train-steps 300
+
+Arguments -> the claims (``verdicts.claims``) grouped into cells (``verdicts.claim_report``) -> one
+Ray Tune fit of every cell's seeds in compiled fast mode (a count, or ``min..max`` sequential seeds:
+``runtime.sequential_replicates``), every cell's seeds in one queue -> a second fit of each claim's
+claimed seed in its own mode (faithful), after the cells' -> per claim its label against the cell's
+rate -> ``reports/<name>/report.md`` and ``report.html`` (figures embedded, readable offline) and an
+MLflow parent run tagged ``role=report`` with the table and the figures; the seed runs are ordinary
+child runs. ``--resume`` (``RESUME=1``) continues an interrupted report, either fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+from ray import tune
+
+from search_spaces import SearchSpace
+from search_spaces.seeds import parse_seed_option, with_seed_option
+from trainables.checks import require
+from trainables.paths import PROJECT_ROOT
+from tune_jobs.report_files import write_report
+from tune_jobs.runtime.cli import run_main
+from tune_jobs.runtime.job import Job, open_job
+from tune_jobs.runtime.replicates import replicate_results
+from tune_jobs.runtime.results import trial_table
+from tune_jobs.runtime.searcher import FixedConfigs, replicated, sequential_design
+from tune_jobs.runtime.settings import RunSettings
+from tune_jobs.runtime.trial import Trial
+from tune_jobs.runtime.trial_config import RUN, config_id, seed_of, with_seeds
+from tune_jobs.trials.addition import ADDITION
+from tune_jobs.verdicts import claim_report as cr
+from tune_jobs.verdicts.allocation import decision_table
+from tune_jobs.verdicts.claims import Claim, list_claims, load_claim
+from tune_jobs.verdicts.seeds import SUCCESS_THRESHOLD, verdict_table
+
+FAST = {"mode": "fast", "compile": True}
+"""How a cell's seeds train: compiled fast mode (trainables/addition/compiled_step.py)."""
+
+
+@dataclass(frozen=True)
+class ReportArgs(RunSettings):
+    """Which claims, how many seeds a cell, and where the report goes."""
+
+    claims: tuple[str, ...] = ()
+    """Claim names, claim .toml files or folders of them; default every claim in claims/addition/."""
+    seeds: str = "5"
+    """Seeds a cell: a count (5) or a sequential range min..max (5..12: more while the cell's success
+    rate is undecided, tune_jobs/verdicts/sequential.py)."""
+    train_steps: Optional[int] = None
+    """Stop every run after this many steps of its schedule (a short check; the claims are not expected to hold)."""
+    claimed_seeds: bool = True
+    """Run each claim's claimed seed once in the claim's own mode (faithful), after the cells' seeds."""
+    reports_dir: Path = PROJECT_ROOT / "reports"
+    """Where ``<name>/report.md`` and ``report.html`` are written."""
+    experiment: str = "claim-report"
+    """MLflow experiment."""
+
+    def check(self) -> None:
+        super().check()
+        require(self.train_steps is None or self.train_steps >= 1,
+                f"train_steps has an impossible value: {self.train_steps!r}")
+        require(self.seeds_per_trial == 1 and self.workers == 1,
+                f"seeds_per_trial={self.seeds_per_trial}, workers={self.workers}: the report trains one seed per trial "
+                "in one process; run it with seeds_per_trial=1 and workers=1")
+        self.seed_space()
+
+    def seed_space(self) -> SearchSpace:
+        """The seed design as a space holding no fields (``SearchSpaceError`` names a bad ``seeds``)."""
+        return with_seed_option(SearchSpace("report", "", (0,), {}), parse_seed_option(str(self.seeds), "seeds"))
+
+
+def load_claims(names: tuple[str, ...]) -> list[Claim]:
+    """The claims ``names`` give (a folder: each .toml file in it), every shipped one when empty.
+
+    Raises:
+        ClaimError: an unknown or malformed claim, naming it.
+    """
+    found: list[str] = []
+    for name in names or tuple(list_claims()):
+        path = Path(name)
+        found += sorted(str(p) for p in path.glob("*.toml")) if path.is_dir() else [name]
+    return [load_claim(name) for name in found]
+
+
+def cell_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[dict[str, Any]]:
+    """Each cell's trial sections in compiled fast mode, its protocol as the run setting."""
+    return [{"model": dict(c.sections["model"]), "train": {**c.sections["train"], **FAST, "threads": args.threads},
+             RUN: {"protocol": c.protocol()}} for c in cell_list]
+
+
+def claimed_configs(claims: list[Claim], args: ReportArgs) -> dict[tuple, dict[str, Any]]:
+    """(claim's cell sections, seed, protocol) -> the trial config of its claimed seed in its own mode;
+    claims sharing all three share one run."""
+    configs = {}
+    for claim in claims:
+        train = {k: v for k, v in dataclasses.asdict(claim.train).items() if k != "seed"}
+        config = {"model": dataclasses.asdict(claim.model), "train": {**train, "threads": args.threads},
+                  RUN: {"protocol": claim.protocol}}
+        configs.setdefault(_claimed_key(claim), with_seeds(config, [claim.train.seed], 1))
+    return configs
+
+
+def _claimed_key(claim: Claim) -> tuple:
+    return (repr(dataclasses.asdict(claim.model)), repr(dataclasses.replace(claim.train, seed=0)),
+            claim.train.seed, claim.protocol)
+
+
+def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[str, int]) -> pd.DataFrame:
+    """One row per seed run of a fit: ``claim_report.CELL_COLUMNS`` (``cell`` from the run's config id)."""
+    rows = []
+    for replicate in (r for result in grid for r in replicate_results(result)):
+        measured = trial.measure(replicate)
+        key = cell_of.get(config_id(replicate.config), "")
+        rows.append({"cell": key, "seed": seed_of(replicate.config), "trial_id": replicate.key,
+                     "finished": bool(measured["finished"]), "best_exact_match": measured["best_exact_match"],
+                     "protocol_exact_match": (replicate.metrics or {}).get("protocol/exact_match"),
+                     "grokking_step": measured["grokking_step"], "censored_at": horizon.get(key, 0),
+                     **{k[4:]: v for k, v in (replicate.metrics or {}).items() if k.startswith("env/")}})
+    return pd.DataFrame(rows, columns=[*cr.CELL_COLUMNS, "trial_id"] if not rows else None)
+
+
+def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
+    """Run every claim's cell over seeds (and its claimed seed), judge each claim, write the report;
+    returns one row per claim (``claim_report.claim_rows``).
+
+    Raises:
+        ClaimError: an unknown or malformed claim (before anything starts).
+        TrackingError: MLflow unreachable (before training).
+    """
+    claims = load_claims(args.claims)
+    cell_list, space = cr.cells(claims), args.seed_space()
+    design = sequential_design(space)
+    run = {"success_threshold": SUCCESS_THRESHOLD, **({"max_steps": args.train_steps} if args.train_steps else {})}
+    params = {"report.claims": ", ".join(c.name for c in claims), "report.cells": len(cell_list),
+              "report.seeds": str(args.seeds)}
+    with open_job(args, trial, "report", "report", params, {"role": "report"}, label=f"{len(claims)} claims",
+                  resolved={"seeds": str(args.seeds)}) as job:
+        configs = cell_configs(cell_list, args)
+        cell_of = {config_id(c): cell.key for c, cell in zip(configs, cell_list)}
+        horizon = {cell.key: args.train_steps or cell.sections["train"]["train_steps"] for cell in cell_list}
+        searcher = replicated(FixedConfigs(configs), space, len(configs), trial.failure_score)
+        names = {cell_id: cell.name for cell_id, cell in zip(cell_of, cell_list)}
+        grid, trials = job.fit(trial, {RUN: run}, searcher, searcher.max_trials(len(configs)),
+                               run_name=lambda c: f"{names.get(config_id(c), '?')} s{seed_of(c)}")
+        job.raise_if_interrupted()
+        seeds = seed_rows(grid, trial, cell_of, horizon)
+        decisions = _decisions(trials, design, cell_of)
+        claimed = _claimed(job, trial, claims, args, run) if args.claimed_seeds else pd.DataFrame()
+        rows = cr.claim_rows(cell_list, seeds, claimed, decisions)
+        folder = write_report(job, args, rows, seeds, cell_list, claims)
+    print(rows[["claim", "label", "rate", "wilson_low", "wilson_high", "claimed_seed_value", "record"]]
+          .to_string(index=False))
+    print(f"Report: {folder / 'report.md'} and {folder / 'report.html'}")
+    job.print_footer()
+    return rows
+
+
+def _decisions(trials: pd.DataFrame, design: Any, cell_of: dict[str, str]) -> Optional[dict[str, str]]:
+    if design is None or trials.empty:
+        return None
+    table = decision_table(verdict_table(trials), trials, design, SUCCESS_THRESHOLD)
+    return {cell_of.get(c, c): v for c, v in zip(table["config_id"], table["verdict"])}
+
+
+def _claimed(job: Job, trial: Trial, claims: list[Claim], args: ReportArgs, run: dict[str, Any]) -> pd.DataFrame:
+    """The claimed seeds' runs (a second Tune experiment ``<name>-claimed`` of the same job): one row per claim."""
+    configs = claimed_configs(claims, args)
+    name = f"{job.name}-claimed"
+    resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
+    second = dataclasses.replace(job, name=name, settings=dataclasses.replace(args, resume=resume))
+    grid, _ = second.fit(trial, {RUN: run},
+                         FixedConfigs(list(configs.values())), len(configs),
+                         run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}")
+    job.run_ids.update(second.run_ids)
+    second.raise_if_interrupted()
+    by_config = {}
+    for replicate in (r for result in grid for r in replicate_results(result)):
+        measured = trial.measure(replicate)
+        by_config[config_id(replicate.config), seed_of(replicate.config)] = {
+            "finished": bool(measured["finished"]), "best_exact_match": measured["best_exact_match"],
+            "protocol_exact_match": (replicate.metrics or {}).get("protocol/exact_match")}
+    rows = []
+    for claim in claims:
+        config = configs[_claimed_key(claim)]
+        found = by_config.get((config_id(config), claim.train.seed))
+        if found is not None:
+            rows.append({"claim": claim.name, **found})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(ReportArgs, run_report, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The claim report's files and MLflow record: ``reports/<name>/report.md``, ``report.html`` (figures
+embedded as data URIs, readable offline), the figures as PNG files, and the parent run's table,
+figures and description (``role=report``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from tune_jobs.runtime.report import log_figures, markdown_table
+from tune_jobs.verdicts import claim_report as cr
+from tune_jobs.verdicts.claims import Claim
+
+COLUMNS = ("claim", "label", "rule", "record", "claimed_value", "claimed_seed", "claimed_seed_value", "seeds_run",
+           "rate", "wilson_low", "wilson_high", "record_k", "record_n", "record_p", "median_grokking_step", "decision")
+"""Columns of the report's table, in order."""
+ENVIRONMENT = ("device", "device_name", "torch_version", "threads", "git_commit", "git_dirty", "hostname")
+"""Provenance fields (``env/*`` of each run) the report states, each run's distinct values."""
+
+
+def environment(seeds: pd.DataFrame) -> dict[str, str]:
+    """Each ``ENVIRONMENT`` field's distinct values over the seed runs, joined by ' | '."""
+    return {k: " | ".join(sorted({str(v) for v in seeds[k].dropna()})) for k in ENVIRONMENT if k in seeds}
+
+
+def cost(job: Any, seeds: pd.DataFrame, threads: int) -> dict[str, float]:
+    """Seed-runs, their core-hours (the trials' own time x threads, ``runtime.accounting``) and the job's wall hours."""
+    return {"seed_runs": float(len(seeds)), "core_hours": job.accounting.trial_seconds * threads / 3600,
+            "wall_hours": job.accounting.seconds() / 3600}
+
+
+def markdown(rows: pd.DataFrame, cell_list: Sequence[cr.Cell], env: dict[str, str], spent: dict[str, float],
+             name: str, figures: Sequence[str]) -> str:
+    """The report as Markdown: what ran, the table, the environment and the cost, then the figures."""
+    cells = "; ".join(f"{c.name} ({len(c.claims)} claims)" for c in cell_list)
+    lines = [f"# Reproducibility report `{name}`", "",
+             f"{len(rows)} claims in {len(cell_list)} cells: {cells}.", "",
+             "Label: CLAIM REPRODUCED (the claimed seed meets the claim here), REPRODUCED IN DISTRIBUTION (the "
+             "claim holds for a fraction `rate` of the cell's seeds), NOT REPRODUCED; '(undecided)' where the "
+             "cell's sequential seeds ran out. `record_k/record_n`: the record's grokked claims of the cell on "
+             "that device; `record_p`: Fisher's exact test of it against the cell's grokked seeds here.", "",
+             markdown_table(rows, COLUMNS, max_rows=1000), "", "## Environment", "",
+             *[f"- {k}: {v}" for k, v in env.items()], "", "## Cost", "",
+             f"- {spent['seed_runs']:.0f} seed runs, {spent['core_hours']:.2f} core-hours, "
+             f"{spent['wall_hours']:.2f} hours of wall time", "", "## Figures", "",
+             *[f"![{f}]({f})" for f in figures]]
+    return "\n".join(lines) + "\n"
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def html_page(text: str, images: dict[str, bytes]) -> str:
+    """The Markdown report as a self-contained HTML page: its lines escaped in a <pre>, the table as
+    an HTML table is left to the Markdown; each figure embedded as a data URI."""
+    body = [f"<pre>{html.escape(text.split('## Figures')[0])}</pre>"]
+    for file_name, data in images.items():
+        body.append(f'<h3>{html.escape(file_name)}</h3><img alt="{html.escape(file_name)}" '
+                    f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')
+    return "<!doctype html><html><head><meta charset='utf-8'><title>reprotune report</title></head><body>" \
+        + "\n".join(body) + "</body></html>\n"
+
+
+def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, cell_list: Sequence[cr.Cell],
+                 claims: Sequence[Claim]) -> Path:
+    """Write ``<reports_dir>/<job name>/`` (report.md, report.html, claims.csv, the figures) and the parent
+    run's record; returns the folder."""
+    folder = Path(args.reports_dir) / job.name
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {"claimed_vs_measured.png": cr.claimed_vs_measured(rows),
+               "time_to_grok.png": cr.time_to_grok_curves(seeds, cell_list)}
+    images = {name: _png(figure) for name, figure in figures.items()}
+    for name, data in images.items():
+        (folder / name).write_bytes(data)
+    env, spent = environment(seeds), cost(job, seeds, args.threads)
+    text = markdown(rows, cell_list, env, spent, job.name, list(images))
+    (folder / "report.md").write_text(text)
+    (folder / "report.html").write_text(html_page(text, images))
+    rows.to_csv(folder / "claims.csv", index=False)
+    tracker = job.tracker
+    tracker.log_table(rows, "claims")
+    links = log_figures(tracker, figures)
+    tracker.set_tags(tracker.parent_run_id, {**{f"claim.{r.claim}": r.label for r in rows.itertuples()},
+                                              "report.folder": str(folder)})
+    tracker.log_summary(tracker.parent_run_id, {f"report/{k}": v for k, v in spent.items()})
+    tracker.set_description(tracker.parent_run_id, "\n".join([text.split("## Figures")[0], *links]))
+    return folder
