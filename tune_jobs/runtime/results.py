@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Collection
 
 import pandas as pd
@@ -22,6 +23,16 @@ def error_line(result: Any, limit: int = 300) -> str | None:
     return lines[-1][:limit]
 
 
+def run_times(metrics: Any) -> dict[str, float]:
+    """``started`` and ``ended`` (Unix seconds) of a trial from its last report: Tune's ``timestamp``
+    (when it was made) less ``time_total_s`` (the trial's own time); NaN when the trial never reported."""
+    metrics = metrics or {}
+    ended, total = metrics.get("timestamp"), metrics.get("time_total_s")
+    if ended is None or total is None:
+        return {"started": math.nan, "ended": math.nan}
+    return {"started": float(ended) - float(total), "ended": float(ended)}
+
+
 def cell(value: Any) -> Any:
     """A table cell: a list or tuple as its JSON text (so JSON and CSV tables show the same value)."""
     return json.dumps(value) if isinstance(value, (list, tuple)) else value
@@ -31,7 +42,8 @@ def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = (
     """One row per replicate (a seed; a stacked trial has several): ``name`` (``trial.readable_name``),
     ``trial_id`` (the replicate's key), ``config_id``, ``seed``, ``replicate``, ``error``, ``status``
     (finished, errored, or interrupted: cut short by a Ctrl-C, neither finished nor errored), ``objective``
-    (the replicate's last reported one, ``trial.failure_score`` when it failed), every ``section/field``
+    (the replicate's last reported one, ``trial.failure_score`` when it failed), ``started`` and ``ended``
+    (``run_times``), every ``section/field``
     of its configuration (lists as JSON text; no dots, which MLflow's table viewer cannot show), and
     ``trial.measure``'s columns (``finished`` among them; False for an interrupted trial)."""
     rows = []
@@ -46,6 +58,7 @@ def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = (
             row["status"] = "interrupted" if cut_short else "finished" if row["finished"] else "errored"
             row["objective"] = trial.failure_score if replicate.error is not None else \
                 float(replicate.metrics.get(OBJECTIVE, trial.failure_score))
+            row.update(run_times(replicate.metrics))
             rows.append({**row, **{k: cell(v) for k, v in flat_fields(config, COLUMN_SEP).items()}})
     return pd.DataFrame(rows)
 

@@ -3,7 +3,7 @@
 The study of job ``<name>`` is kept in one Optuna journal file beside the MLflow store
 (``<store folder>/optuna/studies.log``; ``make optuna-dashboard`` serves it: history, parameter
 importance), one Optuna trial per configuration with the searched fields as its params
-(``section/field``, as Ray's ``OptunaSearch`` flattens them) and as its value the configuration's
+(``section.field``, as MLflow's params name them) and as its value the configuration's
 success rate where the trial has one (successes over finished seeds), else the mean objective over its
 seeds (a crashed seed scoring the trial's ``failure_score``); the mean objective, with any tie-break,
 is kept as the user attribute ``mean_objective``.
@@ -17,6 +17,7 @@ written into the journal at the end of the sweep (a resumed sweep rewrites its s
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import logging
 import warnings
 from pathlib import Path
@@ -78,9 +79,11 @@ def _plain(value: Any) -> Any:
 
 def study_trials(space: SearchSpace, table: pd.DataFrame, trials: pd.DataFrame) -> list[optuna.trial.FrozenTrial]:
     """One finished Optuna trial per configuration of the verdict ``table``: the searched fields of its
-    trials (``section/field`` columns of the trial table), its success rate (else the mean ``objective``
-    of its seeds) as the value, and ``USER_ATTRS``; in the order the configurations first ran."""
-    distributions = {name.replace(".", COLUMN_SEP): distribution(dim) for name, dim in space.dimensions().items()}
+    trials named as MLflow's params name them (``section.field``, from the trial table's ``section/field``
+    columns), its success rate (else the mean ``objective`` of its seeds) as the value, ``USER_ATTRS``,
+    and as its start and end the first seed's start and the last seed's end (the trial table's
+    ``started``/``ended``, when it has them); in the order the configurations first ran."""
+    distributions = {name: distribution(dim) for name, dim in space.dimensions().items()}
     verdicts = table.set_index("config_id")
     frozen = []
     for config_id, group in trials.groupby("config_id", sort=False):
@@ -90,10 +93,14 @@ def study_trials(space: SearchSpace, table: pd.DataFrame, trials: pd.DataFrame) 
         attrs = {c: _plain(verdict[c]) for c in USER_ATTRS if c in verdict.index and pd.notna(verdict[c])}
         objective = float(group["objective"].mean())
         rate = verdict.get("success_rate")
-        frozen.append(optuna.trial.create_trial(
-            params={name: _plain(first[name]) for name in distributions}, distributions=distributions,
-            value=objective if rate is None or pd.isna(rate) else float(rate),
-            user_attrs={"config_id": str(config_id), "mean_objective": objective, **attrs}))
+        trial = optuna.trial.create_trial(
+            params={name: _plain(first[name.replace(".", COLUMN_SEP)]) for name in distributions},
+            distributions=distributions, value=objective if rate is None or pd.isna(rate) else float(rate),
+            user_attrs={"config_id": str(config_id), "mean_objective": objective, **attrs})
+        if {"started", "ended"} <= set(group) and group["started"].notna().any():
+            trial.datetime_start = datetime.fromtimestamp(float(group["started"].min()))
+            trial.datetime_complete = datetime.fromtimestamp(float(group["ended"].max()))
+        frozen.append(trial)
     return frozen
 
 

@@ -28,7 +28,8 @@ def trial_table() -> pd.DataFrame:
     return pd.DataFrame([{"name": f"cfg-{c}", "config_id": c, "seed": s, "finished": f, "best_exact_match": b,
                           "grokking_step": 100 if b == 1.0 else None, "objective": o, "model/d_model": d,
                           "model/d_ff": 8, "train/lr": lr, "train/curriculum": "[[0, 1, 3]]",
-                          "status": "finished" if f else "errored"} for c, s, f, b, o, d, lr in rows])
+                          "status": "finished" if f else "errored", "started": 1000.0 + 100 * s,
+                          "ended": 1050.0 + 100 * s} for c, s, f, b, o, d, lr in rows])
 
 
 def tracker():
@@ -64,7 +65,8 @@ def test_each_configuration_is_one_trial_with_its_params_and_success_rate(tmp_pa
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE and study.metric_names == ["success_rate"]
     assert study.user_attrs["mlflow_parent_run_id"] == "p1"
     first, second = study.trials
-    assert first.params == {"model/d_model": 8, "train/lr": 0.01, "train/curriculum": "[[0, 1, 3]]"}
+    assert first.params == {"model.d_model": 8, "train.lr": 0.01, "train.curriculum": "[[0, 1, 3]]"}  # as MLflow
+    assert (first.datetime_complete - first.datetime_start).total_seconds() == 150.0  # seed 0's start, seed 1's end
     assert (first.value, second.value) == (1.0, 0.0)  # the success rate; the tie-break kept apart
     assert first.user_attrs["mean_objective"] == pytest.approx(1.001)
     assert second.user_attrs["mean_objective"] == pytest.approx(0.0001)
