@@ -63,17 +63,24 @@ def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = (
     return pd.DataFrame(rows)
 
 
+CARRIED = "val/carried_forward"
+"""Metric marking a report that carries a solved seed's last values to its schedule's end (``trials.addition``)."""
+
+
 def curve_table(grid: ResultGrid, trial: Trial) -> pd.DataFrame:
     """Every reported value of ``trial.curve`` (e.g. ``val/exact_match``), one row per replicate and step:
-    ``name``, ``config_id``, ``seed``, ``trial_id``, ``step``, ``value`` (empty when nothing was reported)."""
+    ``name``, ``config_id``, ``seed``, ``trial_id``, ``step``, ``value``, ``carried`` (True for a value
+    carried forward to the schedule's end after the seed stopped, solved) (empty when nothing was reported)."""
     frames = []
     for replicate in (replicate for result in grid for replicate in replicate_results(result)):
         history = replicate.metrics_dataframe
         if history is None or trial.curve not in history or "step" not in history:
             continue
         points = history[["step", trial.curve]].dropna().rename(columns={trial.curve: "value"})
+        carried = history.loc[points.index, CARRIED] if CARRIED in history else None
+        points = points.assign(carried=carried.notna() & (carried > 0) if carried is not None else False)
         config = replicate.config
         frames.append(points.assign(name=trial.readable_name(config), config_id=config_id(config),
                                     seed=seed_of(config), trial_id=replicate.key))
-    columns = ["name", "config_id", "seed", "trial_id", "step", "value"]
+    columns = ["name", "config_id", "seed", "trial_id", "step", "value", "carried"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

@@ -9,7 +9,8 @@ never stopped, and reports ``resumed_from_step``. When the run settings name a `
 adderboard, validation), the last report adds ``protocol/exact_match``: the best checkpoint's score
 on it. ``max_steps`` stops the run early on its full schedule, and ``stop_after_success`` N ends a
 single-seed run once validation exact match has been at or above ``success_threshold`` at N
-evaluations in a row (``train.stop_when_solved``). The verdict is the seed rule
+evaluations in a row (``train.stop_when_solved``), then reports its last values again at the
+schedule's last step, marked carried forward (``carried_forward``). The verdict is the seed rule
 (``verdicts.seeds``).
 """
 
@@ -76,8 +77,12 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
     train_config = TrainConfig.from_dict({**config["train"], "seed": seed})
     constant = {"seed": seed, **_constants(config, train_config)}
 
+    last: dict[str, Any] = {}
+
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
-        context.report({**_scored(metrics, checkpoint_dir, run, train_config), **constant}, checkpoint_dir)
+        last.clear()
+        last.update({**_scored(metrics, checkpoint_dir, run, train_config), **constant})
+        context.report(dict(last), checkpoint_dir)
 
     with tempfile.TemporaryDirectory(prefix="reprotune-") as out_dir:
         resumed_at = context.restore_latest(out_dir, LAST_CHECKPOINT)
@@ -90,6 +95,22 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
               checkpoint_interval=checkpoint_interval(config, train_config.eval_interval),
               resume_from=None if resumed_at is None else out_dir, shard=context.shard, prepare=context.prepare,
               stop=stop)
+    if stop is not None and last:
+        carried = carried_forward(last, train_config.train_steps, run.get("max_steps"))
+        if carried is not None:
+            context.report(carried, None)
+
+
+def carried_forward(last: dict[str, Any], train_steps: int, max_steps: int | None = None) -> dict[str, Any] | None:
+    """The report a run ended early by ``stop_after_success`` adds at its schedule's last step: its last
+    report's values carried forward, marked ``val/carried_forward`` 1 and ``val/stopped_at_step`` (the
+    step it stopped at), so a chart that averages seeds by step keeps a solved seed to the schedule's
+    end; None when the run reached that step (or was stopped by ``max_steps`` before it: not solved).
+    A seed's success, grokking step and best values are unchanged by it."""
+    final, step = train_steps - 1, int(last.get("step", train_steps - 1))
+    if step >= final or not last.get("success") or (max_steps is not None and step >= int(max_steps) - 1):
+        return None
+    return {**last, "step": final, "val/carried_forward": 1.0, "val/stopped_at_step": float(last["step"])}
 
 
 def stacked_body(config: dict[str, Any], context: TrialContext) -> None:

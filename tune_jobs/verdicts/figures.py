@@ -87,7 +87,9 @@ def success_rates(verdicts: pd.DataFrame, title: str = "Success rate per configu
 def learning_curves(curves: pd.DataFrame, verdicts: pd.DataFrame, metric: str,
                     threshold: Optional[float] = None, max_panels: int = MAX_PANELS) -> Figure:
     """``metric`` (the curves' ``value``) against ``step``, one line per trial (seed), one panel per configuration
-    in verdict order (the first ``max_panels``), with ``threshold`` as a dashed line when given."""
+    in verdict order (the first ``max_panels``), with ``threshold`` as a dashed line when given. A seed
+    stopped once solved (the curves' ``carried`` rows) ends in a bar at its stop, a dotted line to its
+    carried value at the schedule's end, and '(solved, stopped at <step>)' in the legend."""
     order = [row for _, row in verdicts.head(max_panels).iterrows()]
     columns = min(3, max(len(order), 1))
     lines = max(1, math.ceil(len(order) / columns))
@@ -96,7 +98,17 @@ def learning_curves(curves: pd.DataFrame, verdicts: pd.DataFrame, metric: str,
     for axes, row in zip(panels, order):
         mine = curves[curves["config_id"] == row["config_id"]]
         for _, points in mine.groupby("trial_id", sort=False):
-            axes.plot(points["step"], points["value"], marker=".", label=f"s{points['seed'].iloc[0]}")
+            carried = points["carried"].astype(bool) if "carried" in points else pd.Series(False, points.index)
+            real = points[~carried]
+            label = f"s{points['seed'].iloc[0]}"
+            if carried.any() and not real.empty:
+                label += f" (solved, stopped at {int(real['step'].iloc[-1])})"
+            line, = axes.plot(real["step"], real["value"], marker=".", label=label)
+            if carried.any() and not real.empty:  # carried to the schedule's end: dashed, no points
+                ends = pd.concat([real.tail(1), points[carried].tail(1)])
+                axes.plot(ends["step"], ends["value"], linestyle=":", color=line.get_color())
+                axes.plot(real["step"].iloc[-1:], real["value"].iloc[-1:], marker="|", markersize=12,
+                          color=line.get_color())
         if threshold is not None:
             axes.axhline(threshold, color="black", linestyle="--", linewidth=0.8)
         axes.set_title(f"{config_label(row)}\n{row['verdict']}", fontsize=9)
