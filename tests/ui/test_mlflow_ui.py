@@ -87,6 +87,11 @@ def test_runs_view_lists_the_parent_with_its_children_under_readable_names(sweep
         wait_for(lambda: browser.find_element("xpath", f"//a[.//text()='{name}']").is_displayed(), name)
     page = texts(browser)
     assert "outcome" in page and "config/success_rate" in page
+    best = table.iloc[0]  # the parent's row shows the job's result: its best configuration and verdict
+    index = link.find_element("xpath", "./ancestor::*[@role='row'][1]").get_attribute("row-index")
+    row = " ".join(r.text for r in browser.find_elements("css selector", f"[role=row][row-index='{index}']"))
+    assert parent.data.tags["best_config"] == best["name"] and best["name"] in row
+    assert parent.data.tags["best_verdict"].startswith(best["verdict"]) and parent.data.tags["best_verdict"] in row
     outcomes = {c.data.tags["outcome"] for c in children}
     assert outcomes <= {"success", "failed"} and all(outcome in page for outcome in outcomes)
     browser.save_screenshot(str(SCREENSHOTS / "runs_view.png"))
@@ -150,6 +155,13 @@ def test_optuna_dashboard_serves_the_study(sweep, browser):
         with urllib.request.urlopen(f"{url}/api/studies", timeout=10) as response:
             studies = json.loads(response.read())["study_summaries"]
         assert [s["study_name"] for s in studies] == ["ui-sweep"]
+        with urllib.request.urlopen(f"{url}/api/studies/{studies[0]['study_id']}", timeout=10) as response:
+            trials = json.loads(response.read())["trials"]
+        rates = dict(zip(table["config_id"], table["success_rate"]))  # each value the success rate, no tie-break
+        by_config = {a["value"]: t["values"][0] for t in trials for a in t["user_attrs"] if a["key"] == "config_id"}
+        assert by_config == pytest.approx(rates)
+        assert all(p["name"].count(".") == 1 for t in trials for p in t["params"])  # named as MLflow names them
+        assert all(t["datetime_complete"] > t["datetime_start"] for t in trials)  # real durations
         browser.get(f"{url}/dashboard/studies/{studies[0]['study_id']}")
         wait_for(lambda: "ui-sweep" in texts(browser), "the study's page")
         browser.save_screenshot(str(SCREENSHOTS / "optuna_dashboard.png"))
