@@ -25,6 +25,10 @@ TRACKING_URI ?=
 ARGS ?=
 CLAIM ?=
 CLAIMS ?=
+# make rerun RUN=<run id>; make compare A=<selector> B=<selector> (README, "Re-running and comparing runs")
+RUN ?=
+A ?=
+B ?=
 COMMAND_JOB ?=
 JOB ?=
 CKPT ?= 456p_s43
@@ -57,7 +61,7 @@ endef
 USER_VARIABLES := PYTHON VENV TORCH_SPEC SPACE CONFIGS SEEDS STEPS EVAL_INTERVAL MODE STOP_AFTER_SUCCESS CONCURRENCY \
   THREADS GPUS SEARCH_SEED NAME EXPERIMENT TRACKING_URI ARGS CLAIM COMMAND_JOB JOB CKPT PROTOCOL MLFLOW_PORT \
   OPTUNA_JOURNAL OPTUNA_PORT RAY_ADDRESS STORAGE CLUSTER_ROOT CLUSTER_PORT MLFLOW_SERVER_PORT MLFLOW_SERVER_HOST \
-  RESUME SET WORKERS SEEDS_PER_TRIAL CORPUS MAX_BYTES CLAIMS
+  RESUME SET WORKERS SEEDS_PER_TRIAL CORPUS MAX_BYTES CLAIMS RUN A B
 $(foreach v,$(USER_VARIABLES),$(if $(findstring $(newline),$(value $(v))),$(error $(v) holds a newline; give each value on one line)))
 # make would expand a command-line variable to export it into a recipe's environment: they reach programs as
 # arguments only (RAY_ADDRESS from the environment becomes --ray-address)
@@ -89,7 +93,7 @@ CLUSTER_ENV = $(if $(call uval,RAY_ADDRESS),if grep -qsx $(call q,export RAY_ADD
   $(call qv,CLUSTER_ROOT)/cluster.env; then . $(call qv,CLUSTER_ROOT)/cluster.env; fi;)
 JOB_PY = $(CLUSTER_ENV) $(PY) -m
 
-.PHONY: venv sweep-addition sweep-addition-smoke reproduce report claims sweep-command sweep-vocab ablate-memory crosslingual evaluate \
+.PHONY: venv sweep-addition sweep-addition-smoke reproduce report rerun compare claims sweep-command sweep-vocab ablate-memory crosslingual evaluate \
   mlflow-ui optuna-dashboard test test-slow test-faults test-ui clean cluster-up cluster-down cluster-status mlflow-server mlflow-server-down test-cluster
 
 venv: $(STAMP)
@@ -119,6 +123,16 @@ reproduce: $(STAMP)
 report: $(STAMP)
 	$(JOB_PY) tune_jobs.report $(if $(call uval,CLAIMS),--claims $(call argwords,CLAIMS)) $(call opt,--seeds,SEEDS) \
 	  $(call opt,--train-steps,STEPS) $(RUN_ARGS) $(call argwords,ARGS)
+
+# make rerun RUN=<run id> [TRACKING_URI=...] [ARGS=--allow-other-commit]: train a logged trial again from its params
+rerun: $(STAMP)
+	$(if $(value RUN),,$(error RUN=<MLflow run id> is required: a trial run's id, e.g. from its rerun_command tag))
+	$(PY) -m tune_jobs.rerun --run $(call qv,RUN) $(call opt,--tracking-uri,TRACKING_URI) $(call argwords,ARGS)
+
+# make compare A=<selector> B=<selector> [TRACKING_URI=...]: two sets of seed runs, per configuration and seed
+compare: $(STAMP)
+	$(if $(and $(value A),$(value B)),,$(error A=<selector> and B=<selector> are required: a sweep name, a store URI, tag=value, or claim:<prefix>[@device]))
+	$(PY) -m tune_jobs.compare --a $(call qv,A) --b $(call qv,B) $(call opt,--tracking-uri,TRACKING_URI) $(call argwords,ARGS)
 
 claims: $(STAMP)
 	$(PY) -m tune_jobs.reproduce --list

@@ -34,6 +34,8 @@ TARGETS = {
     "sweep-addition-smoke": ["NAME", "CONFIGS"],
     "sweep-command": ["JOB", "NAME", "SEEDS"],
     "reproduce": ["CLAIM", "COMMAND_JOB", "SEEDS"],
+    "rerun": ["RUN", "TRACKING_URI", "ARGS"],
+    "compare": ["A", "B", "TRACKING_URI", "ARGS"],
     "evaluate": ["CKPT", "PROTOCOL"],
     "mlflow-ui": ["MLFLOW_PORT"],
     "optuna-dashboard": ["OPTUNA_JOURNAL", "OPTUNA_PORT"],

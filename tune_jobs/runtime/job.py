@@ -27,6 +27,7 @@ from tune_jobs.runtime.params import run_params, space_params, space_values, swe
 from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables, parent_tags
 from tune_jobs.runtime.results import curve_table, trial_table
+from tune_jobs.runtime.run_record import grokking_metric  # issue 19: grokking_step on child runs
 from tune_jobs.runtime.progress import all_seeds_done
 from tune_jobs.runtime.searcher import (FixedConfigs, SeedReplicates, SequentialReplicates, grid_points, optuna_replicates, param_space, replicated,
                                        sequential_design)
@@ -109,7 +110,8 @@ class Job:
             if run_id is not None and row.config_id in by_config.index:
                 verdict = by_config.loc[row.config_id]
                 self.tracker.set_tags(run_id, {**trial.child_tags(verdict, row), CONFIG_TAG: verdict["name"]})
-                self.tracker.log_summary(run_id, child_metrics(verdict, trial.summary_metrics))
+                self.tracker.log_summary(run_id, {**child_metrics(verdict, trial.summary_metrics),
+                                                  **grokking_metric(getattr(row, "grokking_step", None))})  # issue 19
         log_report(self.tracker, trial, table, trials, self.curves, self.settings, intro)
 
     def print_footer(self, study: str | None = None) -> None:

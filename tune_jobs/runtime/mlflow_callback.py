@@ -24,6 +24,7 @@ from mlflow_utils import SweepTracker, TrackingError, metric_step
 from tune_jobs.runtime.driver_callbacks import DriverCallback
 from tune_jobs.runtime.replicates import (diverged_error, final_metrics, replicate_folder, replicate_reports,
                                           replicate_results, replicates, trial_id_of)
+from tune_jobs.runtime.run_record import GROKKING_STEP, PARAM_PREFIX, new_params, source_tags
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial_config import config_id, flat_fields, run_settings, seed_of
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 METRIC_PREFIXES = ("train/", "val/", "test/", "perf/", "protocol/", "train_eval/", "diag/", "gen/", "tok/", "data/",
                    "audit/", "model/")
 """Namespaces of the metrics a trial reports: every numeric value under them is logged."""
-METRIC_KEYS = ("lr", "success", OBJECTIVE, "resumed_from_step")
+METRIC_KEYS = ("lr", "success", OBJECTIVE, "resumed_from_step", GROKKING_STEP)
 """Metrics a trial reports outside those namespaces."""
 TAG_PREFIXES = ("env/", "data/")
 """String values under these prefixes become tags (``env/`` stripped; ``data/`` checksums kept whole)."""
@@ -49,7 +50,7 @@ def split_metrics(result: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]
         if key.startswith(METRIC_PREFIXES) or key in METRIC_KEYS:
             metrics[key] = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and key not in NOT_METRICS \
-                and not key.startswith(("config/", *TAG_PREFIXES)):
+                and not key.startswith(("config/", PARAM_PREFIX, *TAG_PREFIXES)):
             unknown.append(key)
     return metrics, unknown
 
@@ -84,6 +85,8 @@ class MlflowTrialRuns(DriverCallback):
         self.pending: deque[tuple[str, Callable[[], None]]] = deque()
         """Writes that failed, oldest first, waiting to be retried."""
         self._tags: dict[str, dict[str, str]] = {}
+        self._params: dict[str, set[str]] = {}
+        """MLflow run id -> the resolved-config params this driver has logged on it (``runtime.run_record``)."""
         self._live: set[str] = set()
         """Trial ids Tune knows in this run of the job (an MLflow run of any other is an orphan)."""
         self.refused: set[str] = set()
@@ -147,11 +150,21 @@ class MlflowTrialRuns(DriverCallback):
             logger.warning("trial %s reports %r, outside every metric namespace (METRIC_PREFIXES in %s): not logged "
                            "to MLflow; add its namespace there to log it", trial_id, key, __name__)
         self.tracker.log_metrics(run_id, metrics, step=step)
+        self._log_resolved(run_id, trial_config, result)
         tags = {k.removeprefix("env/"): v for k, v in result.items() if k.startswith(TAG_PREFIXES) and isinstance(v, str)}
         changed = {k: v for k, v in tags.items() if self._tags.get(run_id, {}).get(k) != v}
         if changed:  # first result, or a retried trial landed on another node
             self.tracker.set_tags(run_id, changed)
             self._tags.setdefault(run_id, {}).update(changed)
+
+    def _log_resolved(self, run_id: str, trial_config: dict, result: dict) -> None:
+        """On a run's first result in this driver: the resolved config the report carries as params (those
+        the run lacks; a resumed run keeps its own) and the run's source, the command that re-runs it."""
+        params = new_params(result, trial_config, self._params.setdefault(run_id, set()))
+        if params:
+            self.tracker.log_new_params(run_id, params)
+            self.tracker.set_tags(run_id, source_tags(run_id, self.tracker.client.tracking_uri))
+            self._params[run_id].update(params)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._live.update(key for t in trials for key, _ in replicates(t.trial_id, t.config))

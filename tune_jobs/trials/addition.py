@@ -34,6 +34,7 @@ from tune_jobs.runtime.replicates import is_stacked
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval, short_number
 from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of, seeds_of
+from tune_jobs.trials.addition_record import addition_params  # issue 19: resolved config
 from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts import seeds
 
@@ -145,7 +146,7 @@ def stacked_body(config: dict[str, Any], context: TrialContext) -> None:
 
 def _constants(config: dict[str, Any], train_config: TrainConfig) -> dict[str, Any]:
     """What every report of a trial carries: its config id, node and provenance."""
-    return {"config_id": config_id(config), **node_tags(),
+    return {"config_id": config_id(config), **node_tags(), **addition_params(config, train_config),  # issue 19
             **{f"env/{k}": v for k, v in provenance(train_config.device, train_config.threads).items()}}
 
 

@@ -25,6 +25,7 @@ from tune_jobs.runtime.trial import Trial, TrialContext, short_number
 from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
 from tune_jobs.trials.addition import (COLUMNS, SUMMARY, SUMMARY_METRICS, figures, measure, objective, protocol_score,
                                        verdict_table)
+from tune_jobs.trials.command_record import command_params  # issue 19: resolved run
 from tune_jobs.verdicts import seeds
 
 
@@ -38,7 +39,8 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
     command_commit, command_dirty = git_state(str(spec.workdir))
     constant = {"seed": seed, "config_id": config_id(config),
                 **{f"env/{k}": v for k, v in provenance("cpu", threads).items()}, "env/command_job": spec.name,
-                "env/command_git_commit": command_commit, "env/command_git_dirty": str(command_dirty).lower()}
+                "env/command_git_commit": command_commit, "env/command_git_dirty": str(command_dirty).lower(),
+                **command_params(config, spec, seed, f"{config_id(config)}-seed{seed}")}  # issue 19: resolved run
     best = -math.inf
 
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:

@@ -31,6 +31,7 @@ from tune_jobs.runtime.results import trial_id_of
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval, short_number
 from tune_jobs.runtime.trial_config import config_id, seed_of
+from tune_jobs.trials.lm_record import lm_params  # issue 19: resolved config
 from tune_jobs.verdicts import figures as plots
 from tune_jobs.verdicts import lm
 
@@ -78,7 +79,7 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
     Data-parallel ranks all resume from the checkpoint the context returns; only rank 0 hands one over."""
     seed = seed_of(config)
     run = LMRun.from_sections({s: config[s] for s in SECTIONS if s in config}, train={"seed": seed})
-    constant = {"seed": seed, "config_id": config_id(config), **node_tags(),
+    constant = {"seed": seed, "config_id": config_id(config), **node_tags(), **lm_params(run),  # issue 19
                 **{f"env/{k}": v for k, v in provenance(run.train.device, run.train.threads).items()}}
 
     def report(metrics: dict[str, Any], out_dir: Path | None) -> None:
