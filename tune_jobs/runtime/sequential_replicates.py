@@ -7,9 +7,11 @@ more seed group after its running ones finish while its decision is open, up to 
 (``tune_jobs.verdicts.sequential``: a beta-binomial mixture confidence sequence, bars, racing). A
 trial config carries its group as ever (``trial_config.SEEDS``), so stacking stays a group size.
 
-Which trial a freed slot gets: a configuration still getting seeds before a new configuration (its
-decision is open now; a new one can wait), and among those the one whose seeds are likeliest to fail
-(they train the whole schedule) first, so that the slots drain together at the end of the sweep; a
+Which trial a freed slot gets: a configuration still short of its first ``min_seeds``, then a new
+configuration (every configuration gets its first seeds before any gets more: racing needs the strong
+ones early, as in F-race and SMAC's intensification), then a configuration whose decision is open, the
+one whose seeds are likeliest to fail (they train the whole schedule) first, so that the slots drain
+together at the end of the sweep; a
 slot that no configuration may use under the design's in-flight limit and no new configuration can
 take goes to an open configuration anyway (a spare seed: idle capacity costs the same and the
 decision still reads seeds in order, so it stays valid; a decision reached while it runs wastes it). When
@@ -79,7 +81,7 @@ class SequentialReplicates(Searcher):
         return done + (num_configs - len(self.told)) * self.design.max_seeds
 
     def suggest(self, trial_id: str) -> Optional[dict | str]:
-        key = self._next_open()
+        key = self._next_open(below_min=True)
         if key is None and len(self.configs) < self.num_configs and not self.inner_finished:
             config = self.searcher.suggest(trial_id)
             if config == Searcher.FINISHED:
@@ -90,6 +92,7 @@ class SequentialReplicates(Searcher):
                 key = trial_id
                 self.configs[key] = copy.deepcopy(config)
                 self.allocation.add(key)
+        key = key or self._next_open()
         spare = key is None
         if spare:
             key = self._next_open(spare=True)
@@ -101,13 +104,15 @@ class SequentialReplicates(Searcher):
         config[REPLICATE] = self.handed[key] = self.handed.get(key, -1) + 1
         return config
 
-    def _next_open(self, spare: bool = False) -> Optional[str]:
+    def _next_open(self, spare: bool = False, below_min: bool = False) -> Optional[str]:
         """The registered configuration a freed slot should serve (module doc), None when none may start
-        (``spare``: a slot no configuration and no new one can use, ``SeedAllocation.may_start``)."""
-        ready = [key for key in self.configs if self.allocation.may_start(key, spare)]
+        (``spare``: a slot no configuration and no new one can use, ``SeedAllocation.may_start``;
+        ``below_min``: only configurations that have not had their first ``min_seeds`` yet)."""
+        decisions = {d.config_id: d for d in self.allocation.decisions()}
+        ready = [key for key in self.configs if self.allocation.may_start(key, spare)
+                 and (not below_min or decisions[key].seeds_started < self.design.min_seeds)]
         if not ready:
             return None
-        decisions = {d.config_id: d for d in self.allocation.decisions()}
 
         def order(key: str) -> tuple[bool, float, int]:
             decision = decisions[key]

@@ -76,7 +76,7 @@ def test_seeds_go_where_the_decision_is_open_and_the_dominated_configuration_sto
     searcher = searcher_for(SequentialDesign(3, 30))
     handed, _ = drive(searcher)
     decisions = labels(searcher)
-    assert decisions[8].label == "RELIABLE" and decisions[8].seeds_run == 24
+    assert decisions[8].label == "RELIABLE" and decisions[8].seeds_run in (24, 25)  # a spare seed may be running
     assert decisions[7].label == DOMINATED and decisions[7].seeds_run < 24
     assert decisions[16].label in ("SEED-SENSITIVE", DOMINATED, "UNDECIDED")
     per_config = {w: [s for width, seeds in handed if width == w for s in seeds] for w in RATES}
@@ -170,10 +170,12 @@ def test_a_range_of_seeds_makes_the_sweeps_searcher_sequential_and_tells_optuna_
     assert [c["seeds"] for c in first] == [[0], [1]]
     for i in range(2):
         searcher.on_trial_complete(f"t{i}", {OBJECTIVE: 1.0009, "success": 1.0})
-    for i in range(2, 4):
-        searcher.on_trial_complete(f"t{i}", {"success": 1.0}) if searcher.suggest(f"t{i}") else None
+    for i in range(2, 12):  # every seed succeeds: each configuration runs to max, UNDECIDED, rate 1
+        config = searcher.suggest(f"t{i}")
+        if isinstance(config, dict):
+            searcher.on_trial_complete(f"t{i}", {OBJECTIVE: 1.0009, "success": 1.0})
     values = [t.value for t in searcher.searcher._ot_study.trials if t.value is not None]
-    assert values and set(values) <= {0.0, 0.5, 1.0}
+    assert values == [1.0, 1.0]  # the rate, not the tie-broken objective
     fixed = replicated(FixedConfigs([{}]), SearchSpace("f", "", (0, 1), {}), 1)
     assert fixed.max_trials(3) == 6
 
@@ -192,3 +194,11 @@ def test_a_slot_nothing_else_can_use_goes_to_an_open_configuration_as_a_spare_se
     assert handed == [(7, (0,)), (7, (1,)), (7, (2,))] and len(running) == 3
     handed, _ = drive(searcher, slots=3, running=running, ids=itertools.count(10))
     assert handed == [(7, (3,))] and labels(searcher)[7].seeds_started == 4  # never past max
+
+
+def test_every_configuration_gets_its_first_seeds_before_any_gets_more():
+    searcher = searcher_for(SequentialDesign(2, 6, racing=False))
+    handed, _ = drive(searcher, slots=2)
+    first = [width for width, _ in handed[:6]]
+    assert first == [8, 8, 7, 7, 16, 16]  # breadth first: min seeds of each, in order
+    assert all(len(seeds) == 1 for _, seeds in handed)
