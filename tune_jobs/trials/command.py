@@ -8,17 +8,19 @@ report with ``val/best_exact_match``, ``success``, the Optuna ``objective`` and 
 the best validation exact match so far ('validation') or, on the last report, the score of the
 command's ``best.pt`` (reference checkpoint format) on the 100k / AdderBoard protocol. A failing or
 hanging command raises ``CommandFailed``: the trial ends FAILED with the tail of its output. The
-command runs from scratch when retried (job files have no resume).
+command runs from scratch when retried (job files have no resume), in a temporary folder removed when
+the trial ends, or by the next command trial on the machine if the trial was killed
+(``trainables.command.scratch``).
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from trainables.command import load_command_spec, run_command
+from trainables.command.scratch import run_folder
 from trainables.provenance import git_state, provenance
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial, TrialContext, short_number
@@ -50,7 +52,7 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
             result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best)
         context.report(result, checkpoint_dir)
 
-    with tempfile.TemporaryDirectory(prefix="reprotune-command-") as out_dir:
+    with run_folder() as out_dir:  # also removes the folders of killed trials (trainables.command.scratch)
         run_command(spec, {**config.get("params", {}), "seed": seed}, out_dir, report,
                     run_name=f"{config_id(config)}-seed{seed}",
                     env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
