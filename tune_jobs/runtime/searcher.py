@@ -26,6 +26,10 @@ from tune_jobs.runtime.trial_config import REPLICATE, RUN, with_seeds
 
 OBJECTIVE = "objective"
 """Per-trial score reported to Tune (higher is better); each trial defines its own."""
+TRIAL_ERROR = "trial_error"
+"""A trial's last report carries this key (the error's text) when it failed in a way a retry would repeat
+(e.g. a refused metrics row): it ends without an exception, so Tune does not retry it, and counts as failed
+(``runtime.replicates.reported_error``; the searcher scores it ``failure_score``)."""
 
 
 def to_domain(value: Any) -> Any:
@@ -102,7 +106,7 @@ class SeedReplicates(Repeater):
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any) -> None:
-        if error or not result or result.get(self.searcher.metric) is None:
+        if error or not result or result.get(self.searcher.metric) is None or result.get(TRIAL_ERROR):
             result = {self.searcher.metric: self.failure_score}
         super().on_trial_complete(trial_id, result=result, **kwargs)
 
