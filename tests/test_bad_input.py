@@ -290,3 +290,26 @@ def test_an_unreachable_ray_address_is_refused_before_ray_and_mlflow(files, caps
     assert "ray_address '127.0.0.1:" in err and "no Ray cluster answers there within 10 s" in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert not ray.is_initialized() and not (files / "mlruns.db").exists()
+
+
+def test_a_resume_with_changed_settings_is_refused_naming_each_change_before_ray_and_mlflow(files, capsys, monkeypatch):
+    """Issue 20, item 4: `--resume --set train.lr=0.5` was ignored in silence, a changed space failed after Ray
+    started. The start saves the job's settings; a resume that changes them is refused, one that does not runs."""
+    from tune_jobs.runtime import job
+
+    def no_mlflow(*args, **kwargs):
+        raise ConnectionError("stopped here: this test runs no job")
+    monkeypatch.setattr(job, "sweep_run", no_mlflow)
+    storage = files / "storage"
+    argv = ["--name", "kept", "--tracking-uri", f"sqlite:///{files / 'mlruns.db'}", "--storage-path", str(storage)]
+    assert sweep_addition.main(argv) == 2 and "stopped here" in capsys.readouterr().err  # the start saved its record
+    (storage / "kept" / "tuner.pkl").write_bytes(b"")  # what a resume looks for (never read: refused first)
+    assert sweep_addition.main(argv + ["--resume", "--set", "train.lr=0.5", "--max-failures", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resume: job 'kept' started with other settings" in err, err
+    assert 'set: [] -> ["train.lr=0.5"]' in err, err
+    assert re.search(r"space\.train\.lr: \"LogUniform\(low=[0-9.e-]+, high=[0-9.e-]+\)\" -> 0\.5;", err), err
+    assert "max_failures" not in err  # a retry count may change
+    assert not ray.is_initialized() and not (files / "mlruns.db").exists()
+    assert sweep_addition.main(argv + ["--resume", "--max-failures", "0"]) == 2  # nothing changed: on to MLflow
+    assert "stopped here" in capsys.readouterr().err

@@ -92,3 +92,31 @@ seeds = [0, 1]
     failed = [line for line in captured.out.splitlines() if line.lstrip().startswith("trial ") and " failed: " in line]
     assert len(failed) == 2 and all(line.endswith("command of job 'hang' timed out after 3 s") for line in failed)
     assert "every trial failed" in captured.err
+
+
+def test_a_refused_metrics_row_fails_its_trial_once_without_a_retry(ray_module, tmp_path, capsys):
+    """Issue 20, item 9: a deterministic bad row was retried max_failures times like a crash."""
+    attempts = tmp_path / "attempts"
+    job = tmp_path / "job.toml"
+    job.write_text(f'''name = "garbage"
+workdir = "{tmp_path}"
+command = "{{python}} -c 'import sys; open(sys.argv[1], \\"a\\").write(\\"ran\\\\n\\"); print(\\"step=5 acc=7.5\\")' {{attempts}} {{seed}}"
+timeout_s = 30
+[metrics]
+regex = 'step=(?P<step>\\d+) acc=(?P<val_exact_match>\\S+)'
+names = {{ val_exact_match = "val/exact_match" }}
+[params]
+attempts = "{attempts}"
+[search]
+seeds = [0]
+''')
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    argv = ["--job", str(job), "--name", "garbage", "--max-failures", "2", "--tracking-uri", uri,
+            "--storage-path", str(tmp_path / "ray")]
+    assert main(argv) == 1  # its only trial failed
+    assert attempts.read_text() == "ran\n"  # once, with two retries allowed
+    assert "output line 1: val_exact_match='7.5' (reported as val/exact_match) must be in [0, 1]" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("command-sweep").experiment_id])
+    [child] = [r for r in runs if r.data.tags.get("role") == "trial"]
+    assert child.info.status == "FAILED" and "val_exact_match='7.5'" in child.data.tags["error"]

@@ -23,6 +23,7 @@ from trainables.checks import ConfigError
 from tune_jobs.runtime.accounting import Accounting
 from tune_jobs.runtime.console import print_footer, print_verdicts
 from tune_jobs.runtime.job_lock import job_lock
+from tune_jobs.runtime.job_settings import check_or_save, job_record, space_fields
 from tune_jobs.runtime.params import run_params, space_params, space_values, sweep_intro
 from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables, parent_tags
@@ -121,16 +122,20 @@ class Job:
 
 @contextmanager
 def open_job(settings: RunSettings, trial: Trial, target: str, prefix: str, params: Mapping[str, Any],
-             tags: Mapping[str, Any], label: str = "", resolved: Mapping[str, Any] | None = None) -> Iterator[Job]:
+             tags: Mapping[str, Any], label: str = "", resolved: Mapping[str, Any] | None = None,
+             identity: Mapping[str, Any] = ()) -> Iterator[Job]:
     """Check the settings against the trial, name the job ``prefix-<UTC time>`` (or as the settings
     say), and hold its parent run open (``mlflow_utils.sweep_run``: RUNNING children are closed KILLED
     at the end, the parent FINISHED, FAILED or KILLED). The parent run is named ``<target> <label>``
     (e.g. 'sweep-addition smoke') and tagged ``job=<target>`` (the make target); its params are the
     settings as they ran (``runtime.params.run_params`` with ``resolved``) and ``params``; its
-    ``perf/*`` metrics the job's time (``runtime.accounting``).
+    ``perf/*`` metrics the job's time (``runtime.accounting``). Those params and ``identity`` (what else
+    decides the trials, e.g. the space's fields) are the job's record (``runtime.job_settings``): saved
+    when it starts, compared when it is resumed.
 
     Raises:
-        ConfigError: settings the trial cannot run under, or nothing to resume (before Ray starts).
+        ConfigError: settings the trial cannot run under, nothing to resume, or a resume whose settings
+            differ from the job's record (before Ray starts).
         StorageError: the storage path is not writable (before Ray starts).
         TrackingError: MLflow is unreachable (nothing trained).
     """
@@ -138,12 +143,13 @@ def open_job(settings: RunSettings, trial: Trial, target: str, prefix: str, para
     check_local_resources(settings)  # issue 20 hook: runtime/preflight.py, before Ray and before the parent run
     name = job_name(settings, prefix)
     all_params = {**run_params(settings, name, resolved or {}), **params}
-    with job_lock(settings, name), \
-            sweep_run(name, settings.experiment, all_params, {"job": target, **tags}, settings.tracking_uri,
-                      run_name=f"{target} {label}".strip()) as tracker:
-        job = Job(settings, name, target, tracker)
-        yield job
-        tracker.log_summary(tracker.parent_run_id, job.accounting.metrics())
+    with job_lock(settings, name):
+        check_or_save(settings, name, job_record(all_params, identity))  # under the lock: one job writes it
+        with sweep_run(name, settings.experiment, all_params, {"job": target, **tags}, settings.tracking_uri,
+                       run_name=f"{target} {label}".strip()) as tracker:
+            job = Job(settings, name, target, tracker)
+            yield job
+            tracker.log_summary(tracker.parent_run_id, job.accounting.metrics())
 
 
 def seed_design(space: SearchSpace, trial: Trial, per_trial: int) -> SequentialDesign | None:
@@ -205,7 +211,7 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target:
         configs = settings.num_configs
         searcher = optuna_replicates(space, settings.search_seed, trial.failure_score, per_trial, configs)
     with open_job(settings, trial, target, prefix, space_params(space, configs, design), {"space": space.name},
-                  label=space.name, resolved=space_values(space)) as run:
+                  label=space.name, resolved=space_values(space), identity=space_fields(space)) as run:
         run_space = param_space(space, settings.trial_run_settings(), searched=not grid)
         planned, decided = progress_counts(searcher, configs)
         _, trials = run.fit(trial, run_space, searcher, searcher.max_trials(configs), planned=planned, decided=decided)

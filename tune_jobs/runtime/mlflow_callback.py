@@ -22,8 +22,8 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from mlflow_utils import SweepTracker, TrackingError, metric_step
 from tune_jobs.runtime.driver_callbacks import DriverCallback
-from tune_jobs.runtime.replicates import (diverged_error, final_metrics, replicate_folder, replicate_reports,
-                                          replicate_results, replicates, trial_id_of)
+from tune_jobs.runtime.replicates import (final_metrics, replicate_folder, replicate_reports, replicate_results,
+                                          replicates, reported_error, trial_id_of)
 from tune_jobs.runtime.run_record import GROKKING_STEP, PARAM_PREFIX, new_params, source_tags
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial_config import config_id, flat_fields, run_settings, seed_of
@@ -184,7 +184,7 @@ class MlflowTrialRuns(DriverCallback):
                     seed_folder = None if folder is None else replicate_folder(folder, config)
                     if seed_folder is not None and seed_folder.is_dir():  # the final checkpoint only
                         self.tracker.log_artifacts(run_id, seed_folder, "checkpoints")
-                    error = diverged_error(metrics)
+                    error = reported_error(metrics)
                     self.tracker.end_run(run_id, "FAILED" if error else "FINISHED", error=error)
         self._safely("run end", end)
 

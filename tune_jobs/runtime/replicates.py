@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import pandas as pd
 
-from tune_jobs.runtime.trial_config import OBJECTIVE, SEEDS, group_size, seed_of, seeds_of
+from tune_jobs.runtime.trial_config import OBJECTIVE, SEEDS, TRIAL_ERROR, group_size, seed_of, seeds_of
 
 DIVERGED = "train/diverged_step"
 """Metric of a replicate whose training diverged (value: the step); it ends FAILED, alone."""
@@ -85,8 +85,11 @@ def replicate_folder(folder: str | Path, config: Mapping[str, Any]) -> Path:
     return Path(folder) / f"seed_{seed_of(config)}" if is_stacked(config) else Path(folder)
 
 
-def diverged_error(metrics: Mapping[str, Any]) -> Optional[str]:
-    """The error of a replicate whose training diverged, else None."""
+def reported_error(metrics: Mapping[str, Any]) -> Optional[str]:
+    """The error a replicate's last report carries (``TRIAL_ERROR``: a failure a retry would repeat), or
+    that of a replicate whose training diverged; else None."""
+    if metrics.get(TRIAL_ERROR):
+        return str(metrics[TRIAL_ERROR])
     step = metrics.get(DIVERGED)
     return None if step is None else f"training diverged at step {int(step)} (non-finite loss or gradient); " \
                                      f"the other seeds of its trial went on"
@@ -126,8 +129,10 @@ def replicate_results(result: Any) -> list[ReplicateResult]:
     """A Tune Result as one ReplicateResult per seed it trained (the result itself for one seed)."""
     trial_id = trial_id_of(result)
     if not is_stacked(result.config):
-        return [ReplicateResult(trial_id, dict(result.config), dict(result.metrics or {}), result.metrics_dataframe,
-                                result.error, result.path, result.checkpoint)]
+        metrics = dict(result.metrics or {})
+        error = result.error if result.error is not None else reported_error(metrics)
+        return [ReplicateResult(trial_id, dict(result.config), metrics, result.metrics_dataframe, error, result.path,
+                                result.checkpoint)]
     latest: dict[int, dict[str, Any]] = {}
     history = result.metrics_dataframe
     rows = [] if history is None else [{k: v for k, v in row.items() if v == v} for row in history.to_dict("records")]
@@ -139,7 +144,7 @@ def replicate_results(result: Any) -> list[ReplicateResult]:
         own = [split_result(row, result.config).get(seed) for row in rows]
         frame = pd.DataFrame([r for r in own if r is not None]) if rows else None
         metrics = latest.get(seed, {})
-        error = result.error if result.error is not None else diverged_error(metrics)
+        error = result.error if result.error is not None else reported_error(metrics)
         checkpoint = None if result.checkpoint is None else _SubCheckpoint(result.checkpoint, seed)
         replicate = replicate_config(result.config, seed)
         out.append(ReplicateResult(replicate_key(trial_id, replicate), replicate, metrics, frame, error, result.path,

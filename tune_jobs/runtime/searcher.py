@@ -24,7 +24,7 @@ from search_spaces import Choice, IntRange, LogUniform, SearchSpace, SearchSpace
 from search_spaces.seeds import with_seed_option
 from tune_jobs.runtime.sequential_replicates import SequentialReplicates
 from tune_jobs.runtime.settings import SweepSettings
-from tune_jobs.runtime.trial_config import OBJECTIVE, REPLICATE, RUN, with_seeds
+from tune_jobs.runtime.trial_config import OBJECTIVE, REPLICATE, RUN, TRIAL_ERROR, with_seeds
 from tune_jobs.verdicts.sequential import SequentialDesign
 
 def to_domain(value: Any) -> Any:
@@ -105,7 +105,7 @@ class SeedReplicates(Repeater):
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any) -> None:
-        if error or not result or result.get(self.searcher.metric) is None:
+        if error or not result or result.get(self.searcher.metric) is None or result.get(TRIAL_ERROR):
             result = {self.searcher.metric: self.failure_score}
         super().on_trial_complete(trial_id, result=result, **kwargs)
 

@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 from ray.tune.search import Searcher
 
-from tune_jobs.runtime.replicates import DIVERGED, split_result
+from tune_jobs.runtime.replicates import reported_error, split_result
 from tune_jobs.runtime.trial_config import REPLICATE, with_seeds
 from tune_jobs.verdicts.allocation import SeedAllocation
 from tune_jobs.verdicts.sequential import OPEN, SequentialDesign
@@ -126,7 +126,8 @@ class SequentialReplicates(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs: Any) -> None:
         """Record each seed of the trial (a success, a failure, or crashed: an error, a diverged seed,
-        or a report without ``success``) and tell the inner searcher of configurations now done."""
+        a reported error such as a refused metrics row, or a report without ``success``) and tell the
+        inner searcher of configurations now done."""
         if trial_id not in self.trials:
             return
         key, group = self.trials.pop(trial_id)
@@ -134,7 +135,7 @@ class SequentialReplicates(Searcher):
         per_seed = {} if error or not result else split_result(result, config)
         for seed in group:
             metrics = per_seed.get(seed, {})
-            if DIVERGED in metrics or metrics.get(SUCCESS) is None:
+            if reported_error(metrics) or metrics.get(SUCCESS) is None:
                 self.allocation.error(key, seed)
             else:
                 self.allocation.finish(key, seed, bool(metrics[SUCCESS]))

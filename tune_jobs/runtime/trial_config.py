@@ -32,6 +32,10 @@ SEED = "seed"
 """Key of the one seed of a trial config stored before seed groups (read, never written)."""
 OBJECTIVE = "objective"
 """Per-trial score reported to Tune (higher is better); each trial defines its own."""
+TRIAL_ERROR = "trial_error"
+"""A trial's last report carries this key (the error's text) when it failed in a way a retry would repeat
+(e.g. a refused metrics row): it ends without an exception, so Tune does not retry it, and counts as failed
+(``runtime.replicates.reported_error``; the searchers score it ``failure_score``)."""
 RUN = "run"
 """Key of the run settings (not part of the configuration's identity)."""
 REPLICATE = "__trial_index__"

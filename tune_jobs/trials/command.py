@@ -7,22 +7,25 @@ report with ``val/best_exact_match``, ``success``, the Optuna ``objective`` and 
 (the command repository's commit too). With the run setting ``protocol``, ``protocol/exact_match`` is
 the best validation exact match so far ('validation') or, on the last report, the score of the
 command's ``best.pt`` (reference checkpoint format) on the 100k / AdderBoard protocol. A failing or
-hanging command raises ``CommandFailed``: the trial ends FAILED with the tail of its output. The
-command runs from scratch when retried (job files have no resume).
+hanging command raises ``CommandFailed``: the trial ends FAILED with the tail of its output (Tune
+retries it). A refused metrics row (``BadMetrics``: garbage, or a file outside the run's folder) would be
+refused again: the trial reports it as its last result (``TRIAL_ERROR``) and ends FAILED without a retry. The
+command runs from scratch when retried (job files have no resume), in a temporary folder removed when
+the trial ends, or by the next command trial on the machine if the trial was killed
+(``trainables.command.scratch``).
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from trainables.command import load_command_spec, run_command
+from trainables.command import BadMetrics, load_command_spec, run_command
+from trainables.command.scratch import run_folder
 from trainables.provenance import git_state, provenance
-from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial, TrialContext, short_number
-from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of
+from tune_jobs.runtime.trial_config import OBJECTIVE, TRIAL_ERROR, config_id, run_settings, seed_of
 from tune_jobs.trials.addition import (COLUMNS, SUMMARY, SUMMARY_METRICS, figures, measure, objective, protocol_score,
                                        verdict_table)
 from tune_jobs.trials.command_record import command_params  # issue 19: resolved run
@@ -41,21 +44,24 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
                 **{f"env/{k}": v for k, v in provenance("cpu", threads).items()}, "env/command_job": spec.name,
                 "env/command_git_commit": command_commit, "env/command_git_dirty": str(command_dirty).lower(),
                 **command_params(config, spec, seed, f"{config_id(config)}-seed{seed}")}  # issue 19: resolved run
-    best = -math.inf
+    best, last_step = -math.inf, 0.0
 
     def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
-        nonlocal best
-        best = max(best, metrics.get("val/exact_match", -math.inf))
+        nonlocal best, last_step
+        best, last_step = max(best, metrics.get("val/exact_match", -math.inf)), metrics["step"]
         success, score = objective(best, threshold)
         result = {**metrics, "val/best_exact_match": best, "success": success, OBJECTIVE: score, **constant}
         if protocol == "validation" or (protocol and checkpoint_dir is not None):
             result["protocol/exact_match"] = protocol_score(protocol, checkpoint_dir, best)
         context.report(result, checkpoint_dir)
 
-    with tempfile.TemporaryDirectory(prefix="reprotune-command-") as out_dir:
-        run_command(spec, {**config.get("params", {}), "seed": seed}, out_dir, report,
-                    run_name=f"{config_id(config)}-seed{seed}",
-                    env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    try:
+        with run_folder() as out_dir:  # also removes the folders of killed trials (trainables.command.scratch)
+            run_command(spec, {**config.get("params", {}), "seed": seed}, out_dir, report,
+                        run_name=f"{config_id(config)}-seed{seed}",
+                        env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    except BadMetrics as error:  # deterministic: a retry would refuse the same row (issue 20, item 9)
+        context.report({"step": last_step, "success": 0.0, OBJECTIVE: 0.0, **constant, TRIAL_ERROR: str(error)}, None)
 
 
 def params_name(keys: Sequence[str]) -> Callable[[dict[str, Any]], str]:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import pytest
 
 from trainables.command import BadMetrics, CommandFailed, load_command_spec, run_command
 from trainables.command.runner import TAIL_LINE_CHARS
+from trainables.command.scratch import PREFIX, run_folder
+from trainables.paths import PROJECT_ROOT
 
 
 def job(tmp_path: Path, command: str, metrics: str = "file = '{out_dir}/metrics.csv'", params: str = "") -> Path:
@@ -104,3 +109,22 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/stat")
     return not (status.exists() and status.read_text().split()[2] == "Z")  # a zombie has ended
+
+
+def test_the_folder_of_a_killed_run_is_removed_by_the_next_run_and_a_live_ones_is_kept(tmp_path, monkeypatch):
+    """Issue 20, item 7: a Ctrl-C or a hard kill ends the trial's process before its cleanup runs."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from trainables.command.scratch import run_folder\n"
+            "with run_folder() as folder:\n    print(folder, flush=True); time.sleep(60)\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    killed = subprocess.Popen([sys.executable, "-c", code, str(PROJECT_ROOT)], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    orphan = Path(killed.stdout.readline().strip())
+    killed.kill()
+    killed.wait()
+    assert orphan.is_dir() and orphan.parent == tmp_path  # what a hard kill leaves
+    live = tmp_path / f"{PREFIX}{os.getpid()}-live"
+    live.mkdir()
+    with run_folder() as folder:
+        assert not orphan.exists() and live.is_dir() and Path(folder).name.startswith(f"{PREFIX}{os.getpid()}-")
+    assert not Path(folder).exists() and live.is_dir()
