@@ -120,3 +120,27 @@ seeds = [0]
     runs = client.search_runs([client.get_experiment_by_name("command-sweep").experiment_id])
     [child] = [r for r in runs if r.data.tags.get("role") == "trial"]
     assert child.info.status == "FAILED" and "val_exact_match='7.5'" in child.data.tags["error"]
+
+
+def test_a_command_that_exits_0_without_a_metric_fails_its_trial_not_the_sweep(ray_module, tmp_path, capsys):
+    """A result-less trial used to stop Tune's whole run (the objective missing from its results)."""
+    job = tmp_path / "job.toml"
+    job.write_text(f'''name = "silent"
+workdir = "{tmp_path}"
+command = "{{python}} -c 'print(0)' {{seed}}"
+timeout_s = 30
+[metrics]
+regex = 'step=(?P<step>\\d+) acc=(?P<val_exact_match>\\S+)'
+names = {{ val_exact_match = "val/exact_match" }}
+[search]
+seeds = [0, 1]
+''')
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    argv = ["--job", str(job), "--name", "silent", "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray")]
+    assert main(argv) == 1  # both trials failed, each alone; the sweep ended with its verdict
+    out = capsys.readouterr().out
+    assert out.count("exited 0 without reporting val/exact_match") >= 2
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("command-sweep").experiment_id])
+    children = [r for r in runs if r.data.tags.get("role") == "trial"]
+    assert len(children) == 2 and {c.info.status for c in children} == {"FAILED"}

@@ -62,6 +62,11 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
                         env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     except BadMetrics as error:  # deterministic: a retry would refuse the same row (issue 20, item 9)
         context.report({"step": last_step, "success": 0.0, OBJECTIVE: 0.0, **constant, TRIAL_ERROR: str(error)}, None)
+        return
+    if best == -math.inf:  # exit 0 without a metric: a result-less trial would stop Tune's whole run
+        context.report({"step": 0.0, "success": 0.0, OBJECTIVE: 0.0, **constant,
+                        TRIAL_ERROR: f"command of job {spec.name!r} exited 0 without reporting val/exact_match "
+                                     "(no metrics row matched)"}, None)
 
 
 def params_name(keys: Sequence[str]) -> Callable[[dict[str, Any]], str]:
