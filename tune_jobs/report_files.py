@@ -37,7 +37,7 @@ def cost(job: Any, seeds: pd.DataFrame, threads: int) -> dict[str, float]:
 def markdown(rows: pd.DataFrame, cell_list: Sequence[cr.Cell], env: dict[str, str], spent: dict[str, float],
              name: str, figures: Sequence[str]) -> str:
     """The report as Markdown: what ran, the table, the environment and the cost, then the figures."""
-    cells = "; ".join(f"{c.name} ({len(c.claims)} claims)" for c in cell_list)
+    cells = "; ".join(f"{c.name} ({len(c.claims)} claim{'' if len(c.claims) == 1 else 's'})" for c in cell_list)
     lines = [f"# Reproducibility report `{name}`", "",
              f"{len(rows)} claims in {len(cell_list)} cells: {cells}.", "",
              "Label: CLAIM REPRODUCED (the claimed seed meets the claim here), REPRODUCED IN DISTRIBUTION (the "
