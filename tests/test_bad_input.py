@@ -18,7 +18,7 @@ from trainables.addition import __main__ as addition_cli
 from trainables.lm import __main__ as lm_cli
 from search_spaces import Choice
 from trainables.paths import PROJECT_ROOT
-from tune_jobs import crosslingual, reproduce, sweep_addition, sweep_command, sweep_vocab
+from tune_jobs import crosslingual, report, reproduce, sweep_addition, sweep_command, sweep_vocab
 
 JOB = str(PROJECT_ROOT / "command_jobs" / "reference_repo.toml")
 GOOD_CLAIM = (PROJECT_ROOT / "claims" / "addition" / "512p-s42.toml").read_text()
@@ -130,6 +130,11 @@ CASES = [
     (sweep_command.main, ["--job", "{tmp}/job_free_text_script.toml"], r"free-text placeholder \{note\} in '\{note\}' could land"),
     # -- reproduce: claim files ------------------------------------------------------------------------------
     (reproduce.main, ["--claim", "nope"], r"claim 'nope' not found"),
+    # make report: the claim set, the seed design, the run shape
+    (report.main, ["--claims", "nope"], r"claim 'nope' not found"),
+    (report.main, ["--seeds", "3..x"], r"seeds '3\.\.x': expected a count \(3\) or a range min\.\.max \(3\.\.12\)"),
+    (report.main, ["--seeds-per-trial", "2"], r"seeds_per_trial=2, workers=1: the report trains one seed per trial"),
+    (report.main, ["--train-steps", "0"], r"train_steps has an impossible value: 0"),
     (reproduce.main, ["--claim", "{tmp}/claim_nan_tolerance.toml"], r"claim_nan_tolerance.toml: tolerance must be a finite number >= 0, got nan"),
     (reproduce.main, ["--claim", "{tmp}/claim_inf_value.toml"], r"claim_inf_value.toml: claimed_value must be in \[0, 1\], got inf"),
     (reproduce.main, ["--claim", "{tmp}/claim_bad_name.toml"], r"claim_bad_name.toml: name '../../x' must be 1-128 letters"),
@@ -163,7 +168,7 @@ CASES = [
     (lm_cli.main, ["--resume"], r"--resume needs --out-dir"),
     (lm_cli.main, ["--out-dir", "{tmp}/lmrun", "--resume"], r"--resume: checkpoint .*lmrun/model.pt cannot be loaded"),
 ]
-JOBS = (sweep_addition.main, sweep_vocab.main, sweep_command.main, reproduce.main, crosslingual.main)
+JOBS = (sweep_addition.main, sweep_vocab.main, sweep_command.main, reproduce.main, crosslingual.main, report.main)
 
 
 @pytest.fixture
