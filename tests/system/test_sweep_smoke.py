@@ -128,7 +128,7 @@ def test_parent_params_description_figures_and_study(sweep):
         assert f"get-artifact?path={figure.replace('/', '%2F')}&run_uuid={parent.info.run_id}" in note
     journal = Path(client.tracking_uri[len("sqlite:///"):]).parent / "optuna" / "studies.log"
     study = optuna.load_study(study_name="test-sweep", storage=JournalStorage(JournalFileBackend(str(journal))))
-    assert sorted(t.params["train/device"] for t in study.trials) == ["cpu", "meta"]
+    assert sorted(t.params["train.device"] for t in study.trials) == ["cpu", "meta"]  # named as MLflow names it
     assert {t.user_attrs["config_id"] for t in study.trials} == set(table["config_id"])
 
 
