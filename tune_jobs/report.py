@@ -31,16 +31,15 @@ from tune_jobs.report_files import write_report
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import Job, open_job
 from tune_jobs.runtime.replicates import replicate_results
-from tune_jobs.runtime.results import trial_table
 from tune_jobs.runtime.searcher import FixedConfigs, replicated, sequential_design
 from tune_jobs.runtime.settings import RunSettings
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.trial_config import RUN, config_id, seed_of, with_seeds
 from tune_jobs.trials.addition import ADDITION
 from tune_jobs.verdicts import claim_report as cr
-from tune_jobs.verdicts.allocation import decision_table
+from tune_jobs.verdicts.allocation import replayed
 from tune_jobs.verdicts.claims import Claim, list_claims, load_claim
-from tune_jobs.verdicts.seeds import SUCCESS_THRESHOLD, verdict_table
+from tune_jobs.verdicts.seeds import SUCCESS_THRESHOLD
 
 FAST = {"mode": "fast", "compile": True}
 """How a cell's seeds train: compiled fast mode (trainables/addition/compiled_step.py)."""
@@ -97,25 +96,19 @@ def cell_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[dict[str, A
              RUN: {"protocol": c.protocol()}} for c in cell_list]
 
 
-def claimed_configs(claims: list[Claim], args: ReportArgs) -> dict[tuple, dict[str, Any]]:
-    """(claim's cell sections, seed, protocol) -> the trial config of its claimed seed in its own mode;
-    claims sharing all three share one run."""
-    configs = {}
-    for claim in claims:
-        train = {k: v for k, v in dataclasses.asdict(claim.train).items() if k != "seed"}
-        config = {"model": dataclasses.asdict(claim.model), "train": {**train, "threads": args.threads},
-                  RUN: {"protocol": claim.protocol}}
-        configs.setdefault(_claimed_key(claim), with_seeds(config, [claim.train.seed], 1))
-    return configs
-
-
-def _claimed_key(claim: Claim) -> tuple:
-    return (repr(dataclasses.asdict(claim.model)), repr(dataclasses.replace(claim.train, seed=0)),
-            claim.train.seed, claim.protocol)
+def claimed_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[tuple[str, int, dict[str, Any]]]:
+    """(cell key, seed, trial config) of each claimed seed's run in its claims' own mode: one run per cell
+    and claimed seed, scored on the protocol those claims need (``Cell.protocol``; a 'validation' claim
+    reads the best validation exact match every run measures)."""
+    return [(cell.key, seed, with_seeds({"model": dict(cell.sections["model"]),
+                                         "train": {**cell.sections["train"], "threads": args.threads},
+                                         RUN: {"protocol": cell.protocol(seed)}}, [seed], 1))
+            for cell in cell_list for seed in cell.claimed_seeds()]
 
 
 def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[str, int]) -> pd.DataFrame:
-    """One row per seed run of a fit: ``claim_report.CELL_COLUMNS`` (``cell`` from the run's config id)."""
+    """One row per seed run of a fit: ``claim_report.CELL_COLUMNS`` (``cell`` from the run's config id),
+    its trial id and its ``env/*`` provenance."""
     rows = []
     for replicate in (r for result in grid for r in replicate_results(result)):
         measured = trial.measure(replicate)
@@ -154,9 +147,9 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         job.raise_if_interrupted()
         seeds = seed_rows(grid, trial, cell_of, horizon)
         decisions = _decisions(trials, design, cell_of)
-        claimed = _claimed(job, trial, claims, args, run) if args.claimed_seeds else pd.DataFrame()
+        claimed = _claimed(job, trial, cell_list, args, run) if args.claimed_seeds else pd.DataFrame()
         rows = cr.claim_rows(cell_list, seeds, claimed, decisions)
-        folder = write_report(job, args, rows, seeds, cell_list, claims)
+        folder = write_report(job, args, rows, seeds, cell_list)
     print(rows[["claim", "label", "rate", "wilson_low", "wilson_high", "claimed_seed_value", "record"]]
           .to_string(index=False))
     print(f"Report: {folder / 'report.md'} and {folder / 'report.html'}")
@@ -165,36 +158,29 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
 
 
 def _decisions(trials: pd.DataFrame, design: Any, cell_of: dict[str, str]) -> Optional[dict[str, str]]:
+    """Cell key -> the sequential decision its seeds reached (``verdicts.allocation.replayed``); None
+    under fixed seeds."""
     if design is None or trials.empty:
         return None
-    table = decision_table(verdict_table(trials), trials, design, SUCCESS_THRESHOLD)
-    return {cell_of.get(c, c): v for c, v in zip(table["config_id"], table["verdict"])}
+    return {cell_of.get(d.config_id, d.config_id): d.label
+            for d in replayed(design, trials, SUCCESS_THRESHOLD).decisions()}
 
 
-def _claimed(job: Job, trial: Trial, claims: list[Claim], args: ReportArgs, run: dict[str, Any]) -> pd.DataFrame:
-    """The claimed seeds' runs (a second Tune experiment ``<name>-claimed`` of the same job): one row per claim."""
-    configs = claimed_configs(claims, args)
+def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs, run: dict[str, Any]
+             ) -> pd.DataFrame:
+    """The claimed seeds' runs (a second Tune experiment ``<name>-claimed`` of the same job): one row per
+    claim whose run finished or failed (``claim``, ``finished``, ``best_exact_match``, ``protocol_exact_match``)."""
+    planned = claimed_configs(cell_list, args)
     name = f"{job.name}-claimed"
     resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
     second = dataclasses.replace(job, name=name, settings=dataclasses.replace(args, resume=resume))
-    grid, _ = second.fit(trial, {RUN: run},
-                         FixedConfigs(list(configs.values())), len(configs),
+    grid, _ = second.fit(trial, {RUN: run}, FixedConfigs([config for _, _, config in planned]), len(planned),
                          run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}")
     job.run_ids.update(second.run_ids)
     second.raise_if_interrupted()
-    by_config = {}
-    for replicate in (r for result in grid for r in replicate_results(result)):
-        measured = trial.measure(replicate)
-        by_config[config_id(replicate.config), seed_of(replicate.config)] = {
-            "finished": bool(measured["finished"]), "best_exact_match": measured["best_exact_match"],
-            "protocol_exact_match": (replicate.metrics or {}).get("protocol/exact_match")}
-    rows = []
-    for claim in claims:
-        config = configs[_claimed_key(claim)]
-        found = by_config.get((config_id(config), claim.train.seed))
-        if found is not None:
-            rows.append({"claim": claim.name, **found})
-    return pd.DataFrame(rows)
+    runs = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {}).set_index(["cell", "seed"])
+    return pd.DataFrame([{"claim": claim.name, **runs.loc[(cell.key, claim.train.seed)][list(cr.CLAIMED_COLUMNS)]}
+                         for cell in cell_list for claim in cell.claims if (cell.key, claim.train.seed) in runs.index])
 
 
 def main(argv: list[str] | None = None) -> int:

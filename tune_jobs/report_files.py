@@ -14,7 +14,6 @@ import pandas as pd
 
 from tune_jobs.runtime.report import log_figures, markdown_table
 from tune_jobs.verdicts import claim_report as cr
-from tune_jobs.verdicts.claims import Claim
 
 COLUMNS = ("claim", "label", "rule", "record", "claimed_value", "claimed_seed", "claimed_seed_value", "seeds_run",
            "rate", "wilson_low", "wilson_high", "record_k", "record_n", "record_p", "median_grokking_step", "decision")
@@ -59,8 +58,8 @@ def _png(figure: Any) -> bytes:
 
 
 def html_page(text: str, images: dict[str, bytes]) -> str:
-    """The Markdown report as a self-contained HTML page: its lines escaped in a <pre>, the table as
-    an HTML table is left to the Markdown; each figure embedded as a data URI."""
+    """The Markdown report as a self-contained HTML page: its text up to the figures escaped in a
+    <pre> (the table as its Markdown), then each figure embedded as a data URI."""
     body = [f"<pre>{html.escape(text.split('## Figures')[0])}</pre>"]
     for file_name, data in images.items():
         body.append(f'<h3>{html.escape(file_name)}</h3><img alt="{html.escape(file_name)}" '
@@ -69,8 +68,7 @@ def html_page(text: str, images: dict[str, bytes]) -> str:
         + "\n".join(body) + "</body></html>\n"
 
 
-def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, cell_list: Sequence[cr.Cell],
-                 claims: Sequence[Claim]) -> Path:
+def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, cell_list: Sequence[cr.Cell]) -> Path:
     """Write ``<reports_dir>/<job name>/`` (report.md, report.html, claims.csv, the figures) and the parent
     run's record; returns the folder."""
     folder = Path(args.reports_dir) / job.name

@@ -41,6 +41,8 @@ UNDECIDED_SUFFIX = " (undecided)"
 CELL_COLUMNS = ("cell", "seed", "finished", "best_exact_match", "protocol_exact_match", "grokking_step",
                 "censored_at")
 """Columns of the seed table the verdicts read: one row per fast seed of a cell."""
+CLAIMED_COLUMNS = ("finished", "best_exact_match", "protocol_exact_match")
+"""Columns of a claimed seed's run the verdicts read (beside ``claim``)."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,16 @@ class Cell:
     """``model`` and ``train`` (without ``seed``) as trial sections."""
     claims: tuple[Claim, ...]
 
-    def protocol(self) -> str:
-        """The protocol the cell's seeds are scored on at the end: its claims' first other than
-        'validation' (always measured as the best validation exact match), else 'validation'."""
-        return next((c.protocol for c in self.claims if c.protocol != "validation"), "validation")
+    def protocol(self, seed: Optional[int] = None) -> str:
+        """The protocol the cell's seeds (or its claimed ``seed``'s run) are scored on at the end: the
+        first of its claims' (those of ``seed``) other than 'validation' (always measured, as the best
+        validation exact match), else 'validation'."""
+        claims = [c for c in self.claims if seed is None or c.train.seed == seed]
+        return next((c.protocol for c in claims if c.protocol != "validation"), "validation")
+
+    def claimed_seeds(self) -> list[int]:
+        """The seeds its claims name, each once, in the claims' order."""
+        return list(dict.fromkeys(c.train.seed for c in self.claims))
 
 
 def cells(claims: Sequence[Claim]) -> list[Cell]:
@@ -123,8 +131,8 @@ def claim_rows(cell_list: Sequence[Cell], seeds: pd.DataFrame, claimed: pd.DataF
     Args:
         cell_list: the cells (``cells``).
         seeds: the fast seeds, ``CELL_COLUMNS`` (``grokking_step`` NaN when never grokked).
-        claimed: the claimed seeds' runs in the claim's mode: columns ``claim``, ``finished``,
-            ``best_exact_match``, ``protocol_exact_match`` (a claim absent: its claimed seed did not run).
+        claimed: the claimed seeds' runs in the claim's mode: columns ``claim`` and ``CLAIMED_COLUMNS``
+            (a claim absent: its claimed seed did not run).
         decisions: cell key -> its sequential decision (UNDECIDED adds the suffix); None under fixed seeds.
 
     Returns:

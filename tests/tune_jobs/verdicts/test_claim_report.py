@@ -67,3 +67,17 @@ def test_the_figures_show_every_claim_and_every_cell():
     figure = cr.claimed_vs_measured(rows)
     assert len(figure.axes[0].get_yticklabels()) == 16
     assert len(cr.time_to_grok_curves(seeds, cells).axes[0].get_legend().get_texts()) == len(cells)
+
+
+def test_claims_sharing_a_cell_and_a_seed_share_one_claimed_run_scored_on_the_protocol_they_need():
+    from types import SimpleNamespace
+
+    from tune_jobs.report import claimed_configs
+
+    long_456 = cell_named(cr.cells(CLAIMS), "456p", 54000)
+    planned = claimed_configs([long_456], SimpleNamespace(threads=1))
+    by_seed = {seed: config for _, seed, config in planned}
+    assert sorted(by_seed) == [42, 43, 44, 45, 46]  # 456p-s43 and 456p-s43-mps: one run of seed 43
+    assert by_seed[43]["run"]["protocol"] == "100k"  # the CUDA claim's protocol; the MPS one reads validation
+    assert by_seed[42]["run"]["protocol"] == "validation" and by_seed[43]["seeds"] == [43]
+    assert by_seed[43]["train"]["mode"] == "faithful"  # the claim's own mode
