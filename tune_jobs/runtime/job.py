@@ -28,10 +28,10 @@ from tune_jobs.runtime.params import run_params, space_params, space_values, swe
 from tune_jobs.runtime.preflight import check_local_resources
 from tune_jobs.runtime.report import CONFIG_TAG, child_metrics, log_report, log_tables, parent_tags
 from tune_jobs.runtime.results import curve_table, trial_table
-from tune_jobs.runtime.run_record import grokking_metric  # issue 19: grokking_step on child runs
 from tune_jobs.runtime.progress import all_seeds_done
-from tune_jobs.runtime.searcher import (FixedConfigs, SeedReplicates, SequentialReplicates, grid_points, optuna_replicates, param_space, replicated,
-                                       sequential_design)
+from tune_jobs.runtime.run_record import grokking_metric  # issue 19: grokking_step on child runs
+from tune_jobs.runtime.searcher import (FixedConfigs, SeedReplicates, SequentialReplicates, grid_points,
+                                       optuna_replicates, param_space, replicated, sequential_design)
 from tune_jobs.runtime.settings import RunSettings, SweepSettings
 from tune_jobs.runtime.study import write_study
 from tune_jobs.runtime.trial import Trial

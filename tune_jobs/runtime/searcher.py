@@ -27,6 +27,7 @@ from tune_jobs.runtime.settings import SweepSettings
 from tune_jobs.runtime.trial_config import OBJECTIVE, REPLICATE, RUN, TRIAL_ERROR, with_seeds
 from tune_jobs.verdicts.sequential import SequentialDesign
 
+
 def to_domain(value: Any) -> Any:
     """A Tune domain for a dimension; constants pass through."""
     if isinstance(value, Choice):

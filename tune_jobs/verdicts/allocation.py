@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 import pandas as pd
 
-from tune_jobs.verdicts.seeds import wilson_interval
+from tune_jobs.verdicts.seeds import INTERRUPTED, wilson_interval
 from tune_jobs.verdicts.sequential import (
     DECIDED, DOMINATED, INTERVAL_KIND, OPEN, UNDECIDED, SequentialDesign, decide, dominated_by,
 )
@@ -246,7 +246,7 @@ def decision_table(table: pd.DataFrame, trials: pd.DataFrame, design: Sequential
     decisions = {d.config_id: d for d in replayed(design, trials, threshold).decisions()}
     names = dict(zip(table["config_id"], table["name"] if "name" in table else table["config_id"]))
     rows = [decisions[str(c)] for c in table["config_id"]]
-    verdicts = [v if v == "INTERRUPTED" else d.label for v, d in zip(table["verdict"], rows)]
+    verdicts = [v if v == INTERRUPTED else d.label for v, d in zip(table["verdict"], rows)]
     return table.assign(verdict=verdicts, cs_low=[d.cs_low for d in rows], cs_high=[d.cs_high for d in rows],
                         cs_seeds=[d.cs_seeds for d in rows],
                         dominated_by=[names.get(d.dominated_by, d.dominated_by) or "" for d in rows],
