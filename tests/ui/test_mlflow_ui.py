@@ -1,9 +1,10 @@
-"""The MLflow UI after a smoke sweep, as a new user sees it: headless Chromium over `mlflow server` on 127.0.0.1.
+"""The MLflow UI after a short sweep, as a new user sees it: headless Chromium over `mlflow server` on 127.0.0.1.
 
+The sweep is the positive control on a 10k-step schedule, whose seeds stop on success at different steps.
 Asserts that the runs view lists the parent run with its nested children under readable names and their
-outcomes, that the by-configuration view groups them, that the parent's page shows its description with
-the verdict table and the figures (each image loaded), that the verdict table artifact shows a value in
-every column, and that optuna-dashboard serves the study. Screenshots go to ``ui-screenshots/``
+outcomes, that the by-configuration view groups them and its chart's mean stays true after seeds stop,
+that the parent's page shows its description with the verdict table and the figures (each image loaded),
+that the verdict table artifact shows a value in every column, and that optuna-dashboard serves the study. Screenshots go to ``ui-screenshots/``
 (``REPROTUNE_UI_SCREENSHOTS``). `make test-ui`; needs Debian's chromium and chromium-driver.
 """
 
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from mlflow_utils.ui import run_page
 from mlflow_utils.views import RUNS_VIEW, by_config_key, runs_view
@@ -31,14 +33,44 @@ ROWS = "[...document.querySelectorAll('[role=row]')].map(r => [...r.querySelecto
 """The rows of MLflow's table viewer, each a list of its cells' texts (the header row first)."""
 
 
+CONTROL_SPACE = """
+description = "the positive control on the 10k-step stand-in schedule (SPACE=short's second point)"
+seeds = [0, 1, 2]
+[model]
+d_model = 16
+d_ff = 64
+pos_rank = 0
+qkv_rank = 0
+attn_out_rank = 0
+ffn_rank = 0
+use_rmsnorm = false
+tie_qkv = "none"
+[train]
+lr = { loguniform = [0.006, 0.03] }
+train_steps = 10_000
+eval_interval = 500
+warmup_steps = 500
+curriculum = [[0, 1, 3], [1000, 1, 6], [3000, 1, 10]]
+mode = "fast"
+[[points_to_evaluate]]
+train = { lr = 0.01 }
+"""
+"""A space whose seeds stop on success at different steps: the control grokked at 4,000, 3,500 and 3,500
+(seeds 0, 1, 2) on the Intel and the AMD box alike (RESULTS.md, 2026-12-01), so seeds 1 and 2 stop at their
+second evaluation at >= 0.99 (step 4,000) while seed 0 trains on to 4,500. About 4 minutes on 2 cores."""
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """The smoke space, 2 configurations x 3 seeds x 200 steps, into a store of its own."""
+    """The control space above, 1 configuration (the point, Optuna's first) x 3 seeds, stopping on success,
+    into a store of its own."""
     ray = pytest.importorskip("ray")
     root = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{root / 'mlruns.db'}"
-    args = SweepArgs(space="smoke", num_configs=2, train_steps=200, eval_interval=50, name="ui-sweep",
-                     experiment="ui", tracking_uri=uri, storage_path=str(root / "ray_results"), max_concurrent=2)
+    space = root / "control.toml"
+    space.write_text(CONTROL_SPACE)
+    args = SweepArgs(space=str(space), num_configs=1, name="ui-sweep", experiment="ui", tracking_uri=uri,
+                     storage_path=str(root / "ray_results"), max_concurrent=2)
     try:
         table = run_addition_sweep(args)
     finally:
@@ -106,6 +138,45 @@ def test_the_by_configuration_view_groups_the_seeds_of_each_configuration(sweep,
     browser.save_screenshot(str(SCREENSHOTS / "by_configuration.png"))
 
 
+MEAN_TRACE = ("return [...document.querySelectorAll('[data-testid=experiment-view-compare-runs-card]')]"
+              ".filter(card => card.textContent.includes(arguments[0]))"
+              ".flatMap(card => [...card.querySelectorAll('.js-plotly-plot')]).flatMap(p => p.data || [])"
+              ".filter(t => t.x && t.x.length > 1 && [...t.x].every((x, i, xs) => i == 0 || x > xs[i - 1]))"
+              ".map(t => [[...t.x], [...t.y]])")
+"""The mean lines of the grouped line chart of the metric ``arguments[0]`` as (steps, values): the traces
+whose steps only increase (a min/max band runs its steps forward, then back)."""
+
+
+def test_the_grouped_chart_mean_stays_true_after_seeds_stop_on_success(sweep, server, browser):
+    """Issue 22: a solved seed's run ends early (stop on success) while another seed trains on; the
+    by-configuration chart of val/exact_match still averages every seed at every evaluation step to the
+    schedule's end, because each stopped seed logged its last values at the steps it skipped, marked
+    carried forward."""
+    _, table, parent, children = sweep
+    client = MlflowClient(f"sqlite:///{sweep[0] / 'mlruns.db'}")
+    last_step = 10_000 - 1
+    stopped = {c.info.run_name: int(c.data.metrics["val/stopped_at_step"]) for c in children}
+    assert all(step < last_step for step in stopped.values()) and len(set(stopped.values())) > 1, stopped
+    values_at = {c.info.run_name: {m.step: m.value for m in client.get_metric_history(c.info.run_id, "val/exact_match")}
+                 for c in children}
+    for name, history in values_at.items():  # carried forward: the stop's value at every later evaluation
+        assert {s: v for s, v in history.items() if s > stopped[name]} == \
+            {s: history[stopped[name]] for s in [*range(stopped[name] + 500, last_step, 500), last_step]}
+    browser.get(runs_view(server, parent.info.experiment_id, by_config_key(parent.data.tags["sweep_id"]))
+                + "&compareRunsMode=CHART")
+    box = wait_for(lambda: browser.find_element("css selector", "input[placeholder='Search metric charts']"),
+                   "the charts' search box")
+    box.send_keys("val/exact_match")  # the one chart left is drawn (charts off screen are not)
+    steps, values = wait_for(lambda: (browser.execute_script(MEAN_TRACE, "val/exact_match") or [None])[0],
+                             "the grouped chart's mean line")
+    assert steps[-1] == last_step and min(stopped.values()) < steps[-2]
+    for step, value in zip(steps, values):  # every seed in the mean at every step, after the stops too
+        assert all(step in history for history in values_at.values()), step
+        assert value == pytest.approx(sum(h[step] for h in values_at.values()) / len(values_at)), step
+    close_assistant(browser)
+    browser.save_screenshot(str(SCREENSHOTS / "grouped_chart.png"))
+
+
 def test_the_parent_page_shows_the_description_the_verdict_table_and_the_figures(sweep, server, browser):
     _, table, parent, _ = sweep
     browser.set_window_size(1400, 2300)
@@ -142,7 +213,7 @@ def test_the_verdict_table_artifact_shows_a_value_in_every_column(sweep, server,
     by_name = {cells[0]: dict(zip(header, cells)) for cells in body}
     for row in table.itertuples():
         assert by_name[row.name]["verdict"] == row.verdict and by_name[row.name]["config_id"] == row.config_id
-    assert by_name[table["name"][0]]["train/curriculum"] == "[[0, 1, 3]]"
+    assert by_name[table["name"][0]]["train/curriculum"] == "[[0, 1, 3], [1000, 1, 6], [3000, 1, 10]]"
     close_assistant(browser)
     browser.execute_script("[...document.querySelectorAll('[role=columnheader]')].find(h => h.textContent.trim() == "
                            "'parameters').scrollIntoView({inline: 'start'})")  # the model/ and train/ columns

@@ -9,8 +9,8 @@ never stopped, and reports ``resumed_from_step``. When the run settings name a `
 adderboard, validation), the last report adds ``protocol/exact_match``: the best checkpoint's score
 on it. ``max_steps`` stops the run early on its full schedule, and ``stop_after_success`` N ends a
 single-seed run once validation exact match has been at or above ``success_threshold`` at N
-evaluations in a row (``train.stop_when_solved``), then reports its last values again at the
-schedule's last step, marked carried forward (``carried_forward``). The verdict is the seed rule
+evaluations in a row (``train.stop_when_solved``), then reports its last values again at each
+evaluation step it skipped and at the schedule's last step, marked carried forward (``carried_forward``). The verdict is the seed rule
 (``verdicts.seeds``).
 """
 
@@ -97,21 +97,23 @@ def body(config: dict[str, Any], context: TrialContext) -> None:
               resume_from=None if resumed_at is None else out_dir, shard=context.shard, prepare=context.prepare,
               stop=stop)
     if stop is not None and last:
-        carried = carried_forward(last, train_config.train_steps, run.get("max_steps"))
-        if carried is not None:
+        for carried in carried_forward(last, train_config.train_steps, train_config.eval_interval, run.get("max_steps")):
             context.report(carried, None)
 
 
-def carried_forward(last: dict[str, Any], train_steps: int, max_steps: int | None = None) -> dict[str, Any] | None:
-    """The report a run ended early by ``stop_after_success`` adds at its schedule's last step: its last
-    report's values carried forward, marked ``val/carried_forward`` 1 and ``val/stopped_at_step`` (the
-    step it stopped at), so a chart that averages seeds by step keeps a solved seed to the schedule's
-    end; None when the run reached that step (or was stopped by ``max_steps`` before it: not solved).
-    A seed's success, grokking step and best values are unchanged by it."""
+def carried_forward(last: dict[str, Any], train_steps: int, eval_interval: int,
+                    max_steps: int | None = None) -> list[dict[str, Any]]:
+    """The reports a run ended early by ``stop_after_success`` adds after its stop: its last report's
+    values carried forward to every evaluation step it skipped (multiples of ``eval_interval``) and to
+    its schedule's last step, marked ``val/carried_forward`` 1 and ``val/stopped_at_step`` (the step it
+    stopped at), so a chart that averages seeds by step keeps a solved seed in the mean at every later
+    step; none when the run reached the last step (or was stopped by ``max_steps`` before it: not
+    solved). A seed's success, grokking step and best values are unchanged by them."""
     final, step = train_steps - 1, int(last.get("step", train_steps - 1))
     if step >= final or not last.get("success") or (max_steps is not None and step >= int(max_steps) - 1):
-        return None
-    return {**last, "step": final, "val/carried_forward": 1.0, "val/stopped_at_step": float(last["step"])}
+        return []
+    steps = [*range((step // eval_interval + 1) * eval_interval, final, eval_interval), final]
+    return [{**last, "step": s, "val/carried_forward": 1.0, "val/stopped_at_step": float(step)} for s in steps]
 
 
 def stacked_body(config: dict[str, Any], context: TrialContext) -> None:
