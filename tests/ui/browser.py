@@ -105,6 +105,13 @@ def chromium(width: int = 1600, height: int = 1000) -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def close_assistant(driver) -> None:
+    """Close MLflow's Assistant side panel when it is open (it hides a third of the page)."""
+    for button in driver.find_elements("css selector", "button[aria-label='Close']"):
+        if button.is_displayed():
+            button.click()
+
+
 def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 60.0) -> object:
     """Poll ``condition`` until it returns something truthy (exceptions count as not yet).
 

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow_utils.ui import run_page
 from mlflow_utils.views import RUNS_VIEW, by_config_key, runs_view
 from tests.mlflow_helpers import job_runs
-from tests.ui.browser import chromium, have_chromium, mlflow_server, optuna_dashboard, wait_for
+from tests.ui.browser import chromium, close_assistant, have_chromium, mlflow_server, optuna_dashboard, wait_for
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.sweep_addition import SweepArgs, run_addition_sweep
 
@@ -95,13 +95,6 @@ def browser():
         yield driver
 
 
-def close_assistant(driver) -> None:
-    """Close MLflow's Assistant side panel when it is open (it hides a third of the page)."""
-    for button in driver.find_elements("css selector", "button[aria-label='Close']"):
-        if button.is_displayed():
-            button.click()
-
-
 def texts(driver) -> str:
     return driver.find_element("tag name", "body").text
 
@@ -109,7 +102,7 @@ def texts(driver) -> str:
 def test_runs_view_lists_the_parent_with_its_children_under_readable_names(sweep, server, browser):
     _, table, parent, children = sweep
     browser.get(runs_view(server, parent.info.experiment_id, RUNS_VIEW))
-    link = wait_for(lambda: browser.find_element("xpath", "//a[.//text()='sweep-addition smoke']"), "the parent run")
+    link = wait_for(lambda: browser.find_element("xpath", f"//a[.//text()='{parent.info.run_name}']"), "the parent run")
     close_assistant(browser)
     cell = link.find_element("xpath", "./ancestor::*[@role='gridcell' or contains(@class,'ag-cell')][1]")
     cell.find_element("css selector", "button").click()  # expand the parent: its nested runs
