@@ -170,7 +170,7 @@ optuna-dashboard: $(STAMP)
 	$(call qv,VENV)/bin/optuna-dashboard --host 127.0.0.1 --port $(call qv,OPTUNA_PORT) $(call qv,OPTUNA_JOURNAL)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The MLflow UI in headless Chromium (Debian's chromium and chromium-driver) after a smoke sweep; screenshots
 # in ui-screenshots/ (REPROTUNE_UI_SCREENSHOTS to change)
