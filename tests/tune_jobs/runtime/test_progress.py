@@ -11,7 +11,7 @@ import pytest
 from ray.tune.experimental import output as ray_output
 
 from tune_jobs.runtime.progress import (LOG_EVERY, Progress, all_seeds_done, eta_seconds, progress_line,
-                                        slow_ray_table)
+                                        schedule_share, slow_ray_table)
 
 
 def test_eta_is_the_seeds_left_at_the_measured_speed():
@@ -63,6 +63,27 @@ def test_the_callback_counts_seeds_decisions_and_prints_plain_lines_in_a_log():
         "seeds 1/6, 2 running, 0 decisions, elapsed 00:30, ETA 02:30",
         "seeds 3/6, 1 running, 1 decision, elapsed 01:00, ETA 01:00",
         "seeds 3/8, 1 running, 1 decision, elapsed 02:00, ETA 03:20"]
+
+
+def test_a_running_seed_counts_by_the_share_of_its_schedule_it_trained():
+    assert schedule_share({"train": {"train_steps": 1000}}, {"step": 499}) == 0.5
+    assert schedule_share({"train": {"train_steps": 1000}}, {"step": 999}) == 0.99  # done only when it ends
+    assert schedule_share({"train": {"train_steps": 1000}}, {"objective": 1.0}) == 0.0  # no step reported
+    assert schedule_share({"command": {}}, {"step": 10}) == 0.0  # no schedule to read
+    clock, out = Clock(), io.StringIO()
+    progress = Progress("job", lambda: 4, None, out=out, clock=clock)
+    a0, a1 = trial("a", [0]), trial("a", [1, 2])
+    a0.trial_id, a1.trial_id = "t0", "t1"
+    for t in (a0, a1):
+        t.config["train"] = {"train_steps": 1000}
+    progress.on_trial_start(0, [a0, a1], a0)
+    clock.now = 100.0
+    progress.on_trial_result(1, [a0, a1], a0, {"step": 499})  # half of one seed in 100 s
+    progress.on_trial_result(1, [a0, a1], a1, {"step": 249})  # a quarter of each of two stacked seeds
+    assert progress.line() == "seeds 0/4, 2 running, elapsed 01:40, ETA 05:00"  # 1 seed in 100 s, 3 left
+    a0.status = "TERMINATED"
+    progress.on_trial_complete(2, [a0, a1], a0)  # its share becomes a whole seed done
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 02:46"  # 1.5 in 100 s, 2.5 left
 
 
 def test_on_a_terminal_the_line_is_redrawn_in_place():
