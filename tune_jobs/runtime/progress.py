@@ -7,7 +7,8 @@ the trials running at once), applied to the seeds still to do, where a running s
 the share of its schedule it has trained (its last report's ``step`` over ``train.train_steps``). Counting
 finished seeds only, the ETA of the default sweep swung from -15% to +97% of the real end between two
 finishes (a seed runs for minutes); with the running share it stayed within 15% once a seed had finished
-(RESULTS.md, 2026-12-03). Ray Tune's own trial table is printed at most once a minute (``slow_ray_table``).
+(RESULTS.md, 2026-12-03). A resumed fit counts the seeds its restored trials had done and measures its
+own speed. Ray Tune's own trial table is printed at most once a minute (``slow_ray_table``).
 
 ``planned`` and ``decided`` are callables, read at every refresh: under sequential seeds the number of
 seeds planned grows as a configuration's verdict asks for more, and a configuration may be decided
@@ -37,14 +38,15 @@ RAY_TABLE_SECONDS = 60
 """Seconds between two of Ray Tune's trial tables (Ray 2.60 prints one every 30 s)."""
 
 
-def eta_seconds(done: float, planned: int, elapsed: float) -> Optional[float]:
-    """Seconds left at the measured speed, ``(planned - done) * elapsed / done`` (``done`` may count
-    running seeds by the share they trained); 0 when nothing is left; None before any progress."""
+def eta_seconds(done: float, planned: int, elapsed: float, before: float = 0.0) -> Optional[float]:
+    """Seconds left at the measured speed, ``(planned - done) * elapsed / (done - before)`` (``done``
+    may count running seeds by the share they trained; ``before``: seeds a resumed job had done before
+    this fit, which took none of ``elapsed``); 0 when nothing is left; None before any progress."""
     if done >= planned:
         return 0.0
-    if done <= 0 or elapsed <= 0:
+    if done - before <= 0 or elapsed <= 0:
         return None
-    return (planned - done) * elapsed / done
+    return (planned - done) * elapsed / (done - before)
 
 
 def schedule_share(config: Mapping[str, Any], result: Mapping[str, Any]) -> float:
@@ -92,6 +94,8 @@ class Progress(DriverCallback):
         self.done: dict[str, int] = {}
         """Configuration id -> its seeds done (finished or errored)."""
         self.running = 0
+        self.before: Optional[int] = None
+        """Seeds of trials a resumed fit found already ended (counted at its first hook call)."""
         self.shares: dict[str, float] = {}
         """Running trial id -> seeds it stands for x the share of its schedule trained (``schedule_share``)."""
         self.last_line = -LOG_EVERY
@@ -103,7 +107,18 @@ class Progress(DriverCallback):
         done, planned, elapsed = sum(self.done.values()), self.planned(), self.clock() - self.start
         decisions = None if self.decided is None else self.decided(self.done)
         return progress_line(done, planned, self.running, decisions, elapsed,
-                             eta_seconds(done + sum(self.shares.values()), planned, elapsed))
+                             eta_seconds(done + sum(self.shares.values()), planned, elapsed, self.before or 0))
+
+    def count_restored(self, trials: list) -> None:
+        """At the first hook call, count the seeds of trials already ended (a resumed fit: Tune calls
+        no completion hook for them), so the line reads the job's seeds and the ETA this fit's speed."""
+        if self.before is not None:
+            return
+        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        for trial in ended:
+            key = config_id(trial.config)
+            self.done[key] = self.done.get(key, 0) + _seed_count(trial)
+        self.before = sum(_seed_count(t) for t in ended)
 
     def show(self, changed: bool = False) -> None:
         """Redraw the line on a terminal; in a log, write it when ``changed`` or ``LOG_EVERY`` s passed."""
@@ -119,6 +134,7 @@ class Progress(DriverCallback):
             print(text, file=self.out, flush=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.count_restored(trials)
         self.running = _running(trials)
         self.show()
 
@@ -132,6 +148,7 @@ class Progress(DriverCallback):
         self.shares[trial.trial_id] = _seed_count(trial) * schedule_share(trial.config, result)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.count_restored(trials)
         self.running = _running(trials)
         self.show()
 
@@ -143,6 +160,7 @@ class Progress(DriverCallback):
             self.bar = None
 
     def _ended(self, trials: list, trial: Any) -> None:
+        self.count_restored([t for t in trials if t is not trial])
         key = config_id(trial.config)
         self.done[key] = self.done.get(key, 0) + _seed_count(trial)
         self.shares.pop(getattr(trial, "trial_id", None), None)

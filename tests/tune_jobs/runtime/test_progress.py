@@ -86,6 +86,20 @@ def test_a_running_seed_counts_by_the_share_of_its_schedule_it_trained():
     assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 02:46"  # 1.5 in 100 s, 2.5 left
 
 
+def test_a_resumed_fit_counts_the_seeds_done_before_it_and_its_own_speed():
+    clock, out = Clock(), io.StringIO()
+    progress = Progress("job", lambda: 4, None, out=out, clock=clock)
+    a0, a1 = trial("a", [0], status="TERMINATED"), trial("a", [1])  # a0 ended before the restore
+    a1.trial_id, a1.config["train"] = "t1", {"train_steps": 1000}
+    progress.on_step_end(0, [a0, a1])
+    clock.now = 100.0
+    progress.on_trial_result(1, [a0, a1], a1, {"step": 499})
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 08:20"  # half a seed in 100 s, 2.5 left
+    a1.status = "TERMINATED"
+    progress.on_trial_complete(2, [a0, a1], a1)
+    assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 03:20"
+
+
 def test_on_a_terminal_the_line_is_redrawn_in_place():
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
