@@ -1,6 +1,6 @@
 """Retake the README's screenshots (``docs/ui-*.png``) from a sweep's MLflow store, in headless Chromium.
 
-    .venv/bin/python -m tests.ui.screenshots --db /path/mlruns.db --experiment addition --out docs
+    .venv/bin/python -m tests.ui.screenshots --db /path/mlruns.db --experiment addition-sweep --out docs
 
 Serves the store with ``mlflow server`` on 127.0.0.1 (``tests/ui/browser.py``), opens the newest sweep's
 runs view with its parent expanded, its by-configuration chart of ``val/exact_match`` and the parent's
@@ -70,7 +70,7 @@ def take(db: Path, experiment: str, out: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True, help="the sweep's SQLite store (mlartifacts/ beside it)")
-    parser.add_argument("--experiment", default="addition", help="MLflow experiment of the sweep")
+    parser.add_argument("--experiment", default="addition-sweep", help="MLflow experiment of the sweep")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNG files")
     args = parser.parse_args()
     for path in take(args.db.resolve(), args.experiment, args.out):
