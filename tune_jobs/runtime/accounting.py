@@ -40,18 +40,24 @@ class Accounting:
 
     started: float = field(default_factory=time.perf_counter)
     """``time.perf_counter()`` when the job opened."""
+    opened_at: float = field(default_factory=time.time)
+    """Unix seconds when the job opened: a trial's time before it (a resumed sweep's earlier runs) is not
+    this job's."""
     slots: int = 0
     """Trials that could run at once (CPU cores / threads per trial, or GPUs / GPUs per trial)."""
     trial_seconds: float = 0.0
-    """The trials' own time (Tune's ``time_total_s``), summed."""
+    """The trials' own time since the job opened (``trial_intervals`` clipped to ``opened_at``), summed."""
     drain_seconds: float = 0.0
     """Slot-seconds idle after the last trial started, while the last trials finished (``drain_idle_seconds``)."""
 
     def add_fit(self, grid: Any, slots: int) -> None:
-        """Count a fit's trials (a Tune ResultGrid) run on ``slots`` slots."""
+        """Count a fit's trials (a Tune ResultGrid) run on ``slots`` slots: only the time they trained since
+        the job opened, so that a resumed sweep does not count its earlier runs' trials against this run's
+        wall time (Tune's ``time_total_s`` carries over a restore)."""
         self.slots = slots
-        self.trial_seconds += sum(float((result.metrics or {}).get("time_total_s", 0.0)) for result in grid)
-        self.drain_seconds += drain_idle_seconds(trial_intervals(grid), slots)
+        intervals = [(max(start, self.opened_at), end) for start, end in trial_intervals(grid) if end > self.opened_at]
+        self.trial_seconds += sum(end - start for start, end in intervals)
+        self.drain_seconds += drain_idle_seconds(intervals, slots)
 
     def seconds(self) -> float:
         """Wall time since the job opened."""

@@ -28,7 +28,7 @@ def test_intervals_come_from_the_last_report_and_skip_trials_that_never_reported
 def test_a_fit_adds_its_trials_time_and_the_shares_split_the_capacity():
     grid = [SimpleNamespace(metrics={"timestamp": 110.0, "time_total_s": 10.0}),
             SimpleNamespace(metrics={"timestamp": 130.0, "time_total_s": 30.0})]
-    accounting = Accounting(started=0.0)
+    accounting = Accounting(started=0.0, opened_at=0.0)
     assert accounting.seconds() > 0 and accounting.overhead_share() != accounting.overhead_share()  # NaN: no fit yet
     accounting.add_fit(grid, slots=2)
     assert (accounting.slots, accounting.trial_seconds, accounting.drain_seconds) == (2, 40.0, 20.0)
@@ -37,3 +37,16 @@ def test_a_fit_adds_its_trials_time_and_the_shares_split_the_capacity():
     assert accounting.drain_share() == pytest.approx(20 / 100, abs=1e-3)
     assert set(accounting.metrics()) == {"perf/job_seconds", "perf/trial_seconds", "perf/overhead_share",
                                          "perf/drain_share"}
+
+
+def test_a_resumed_job_counts_only_what_its_trials_trained_since_it_opened():
+    # opened at 100: a trial that ended at 90 (before the resume) is not this job's; one restored from its
+    # checkpoint carries time_total_s 50 over the restore but trained here from 100 to 120 only
+    grid = [SimpleNamespace(metrics={"timestamp": 90.0, "time_total_s": 90.0}),
+            SimpleNamespace(metrics={"timestamp": 120.0, "time_total_s": 50.0}),
+            SimpleNamespace(metrics={"timestamp": 130.0, "time_total_s": 25.0})]
+    accounting = Accounting(opened_at=100.0)
+    accounting.add_fit(grid, slots=2)
+    assert accounting.trial_seconds == pytest.approx(20.0 + 25.0)
+    accounting.started = time.perf_counter() - 30.0  # 30 s x 2 slots of capacity: the share stays in [0, 1]
+    assert 0.0 <= accounting.overhead_share() <= 1.0
