@@ -35,9 +35,11 @@ SECTIONS = {"model": ModelConfig, "train": TrainConfig}
 class SweepArgs(SweepSettings):
     """Budget, search and tracking settings of one addition sweep."""
 
-    num_configs: int = 4
+    num_configs: int = 3
     """Configurations (each runs on every seed): the space's points first, then Optuna's suggestions.
-    The default space's three points and one suggestion x 3 seeds = 12 trials, an even count for 2 slots."""
+    3: the default space's three points (the record's fast learner, its 512p model and a positive control)
+    x 3 seeds = 9 trials, about 41 trial-minutes, under 30 minutes on 2 cores (RESULTS.md 2026-12-03);
+    4 or more adds Optuna's suggestions (each about 6 trial-minutes a seed when it fails)."""
     space: str = "default"
     """Search space: a name in search_spaces/addition/ (default, short, smoke, lowrank, full) or a path to a .toml file."""
     set: tuple[str, ...] = ()
