@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 from typing import Any, Callable, Sequence, TypeVar
@@ -21,6 +22,25 @@ USER_ERRORS = (ConfigError, TrackingError, ConnectionError)
 
 INTERRUPTED_EXIT = 130
 """Exit status of a job stopped by Ctrl-C or SIGTERM (128 + SIGINT, the shell's convention)."""
+
+
+def resume_command(name: str, argv: Sequence[str] | None = None) -> str:
+    """The command line that resumes job ``name``: this process's module (``python -m``) and arguments
+    (``argv``, default ``sys.argv[1:]``) with ``--name name --resume`` in place of any given, quoted for a
+    POSIX shell (``shlex.join``), so that the resume starts with the settings the job started with
+    (``runtime.job_settings`` refuses others)."""
+    args, skip = [], False
+    for arg in sys.argv[1:] if argv is None else argv:
+        if skip:
+            skip = False
+        elif arg == "--name":
+            skip = True
+        elif arg != "--resume" and not arg.startswith("--name="):
+            args.append(arg)
+    main = sys.modules.get("__main__")
+    module = getattr(getattr(main, "__spec__", None), "name", None)
+    program = ["python", "-m", module] if module else ["python", sys.argv[0]]
+    return shlex.join([*program, *args, "--name", name, "--resume"])
 
 
 def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[str] | None = None) -> int:
@@ -45,6 +65,9 @@ def run_main(args_type: type[Args], job: Callable[[Args], Any], argv: Sequence[s
         return 2
     except KeyboardInterrupt as error:
         print(f"interrupted: {error or 'stopped before any trial was recorded'}", file=sys.stderr)
+        name = getattr(error, "job_name", None)
+        if name:
+            print(f"  the same job from the shell: {resume_command(name, argv)}", file=sys.stderr)
         return INTERRUPTED_EXIT
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -43,7 +43,12 @@ from tune_jobs.verdicts.sequential import SequentialDesign
 
 
 class Interrupted(KeyboardInterrupt):
-    """The job was stopped (Ctrl-C, SIGTERM) before every trial ended; the message says how to resume."""
+    """The job was stopped (Ctrl-C, SIGTERM) before every trial ended; the message says how to resume.
+    ``job_name``: the job's name (``runtime.cli`` prints the exact command that resumes it)."""
+
+    def __init__(self, message: str, job_name: str) -> None:
+        super().__init__(message)
+        self.job_name = job_name
 
 
 @dataclass
@@ -92,8 +97,8 @@ class Job:
         """
         if self.interrupted:
             raise Interrupted(f"{len(self.interrupted)} trial(s) of {self.name} were cut short and are kept in "
-                              f"{self.settings.storage()}; continue them with: make {self.target} RESUME=1 "
-                              f"NAME={self.name} (or --resume --name {self.name})")
+                              f"{self.settings.storage()}; continue them with the make variables the job started "
+                              f"with and: make {self.target} RESUME=1 NAME={self.name}", self.name)
 
     def log_verdicts(self, trial: Trial, table: pd.DataFrame, trials: pd.DataFrame, intro: Sequence[str] = ()
                      ) -> None:

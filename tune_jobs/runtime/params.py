@@ -60,4 +60,4 @@ def sweep_intro(job: str, space: SearchSpace, configs: int, name: str) -> list[s
     return [f"**{job}** on search space `{space.name}`: {space.description}", "",
             f"{configs} configurations x {seeds}"
             + (f", {steps} steps each" if steps is not None else "")
-            + f"; job `{name}` (continue it: `make {job} RESUME=1 NAME={name}`)."]
+            + f"; job `{name}` (continue it: the make command it started with, plus `RESUME=1 NAME={name}`)."]

@@ -38,3 +38,24 @@ def test_a_user_error_is_one_line_and_exit_2(capsys):
         raise ConfigError("x must be 1, got 0")
     assert run_main(Args, job, []) == 2
     assert capsys.readouterr().err == "error: x must be 1, got 0\n"
+
+
+def test_an_interrupted_job_prints_the_command_that_resumes_it_with_its_own_settings(capsys):
+    from tune_jobs.runtime.job import Interrupted
+
+    def job(args):
+        raise Interrupted("2 trial(s) of seq were cut short", "seq")
+
+    assert run_main(Args, job, ["--x", "3"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 2 trial(s) of seq were cut short" in err
+    line = err.splitlines()[-1]
+    assert line.startswith("  the same job from the shell: python ") and line.endswith(" --x 3 --name seq --resume")
+
+
+def test_the_resume_command_quotes_each_argument_for_the_shell():
+    from tune_jobs.runtime.cli import resume_command
+
+    command = resume_command("a b", ["--set", "train.lr={loguniform=[0.005,0.03]}", "--name=x", "--resume",
+                                      "--name", "y"])
+    assert command.endswith("--set 'train.lr={loguniform=[0.005,0.03]}' --name 'a b' --resume")
