@@ -30,15 +30,22 @@ def git_state(root: str = str(PROJECT_ROOT)) -> tuple[str, bool]:
         return "unknown", False
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else ``platform.processor()``."""
+def cpu_fields() -> dict[str, str]:
+    """/proc/cpuinfo's fields, each at its first occurrence (``model name``, ``vendor_id``, ``cpu family``,
+    ``model``, ...); empty where the file cannot be read (not Linux)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else ``platform.processor()``."""
+    return cpu_fields().get("model name") or platform.processor() or "unknown"
 
 
 def device_name(device: str) -> str:

@@ -5,6 +5,7 @@ import torch
 
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.train import train
+from trainables.provenance import cpu_fields
 
 MODEL_512P = ModelConfig(d_model=7, d_ff=14, pos_rank=3, qkv_rank=3, attn_out_rank=3, ffn_rank=3)
 
@@ -27,11 +28,9 @@ specific first: ``vendor/family/model`` (from /proc/cpuinfo), ``vendor/capabilit
 
 
 def cpu_kind() -> tuple[str, str, str]:
-    """(vendor id, ``family/model`` from /proc/cpuinfo, ATen's CPU capability, e.g. AVX2 or AVX512)."""
-    fields: dict[str, str] = {}
-    for line in open("/proc/cpuinfo"):
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    """(vendor id, ``family/model`` from /proc/cpuinfo (``provenance.cpu_fields``), ATen's CPU capability,
+    e.g. AVX2 or AVX512)."""
+    fields = cpu_fields()
     return (fields.get("vendor_id", "unknown"), f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
             torch.backends.cpu.get_cpu_capability())
 
