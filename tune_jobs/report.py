@@ -9,7 +9,9 @@ Ray Tune fit of every cell's seeds in compiled fast mode (a count, or ``min..max
 claimed seed in its own mode (faithful), after the cells' -> per claim its label against the cell's
 rate -> ``reports/<name>/report.md`` and ``report.html`` (figures embedded, readable offline) and an
 MLflow parent run tagged ``role=report`` with the table and the figures; the seed runs are ordinary
-child runs. ``--resume`` (``RESUME=1``) continues an interrupted report, either fit.
+child runs. The report is first written when the cells' seeds end (the claimed seeds named as still to
+run), then rewritten when the claimed seeds end. ``--resume`` (``RESUME=1``) continues an interrupted
+report, either fit.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from tune_jobs.verdicts.seeds import SUCCESS_THRESHOLD
 
 FAST = {"mode": "fast", "compile": True}
 """How a cell's seeds train: compiled fast mode (trainables/addition/compiled_step.py)."""
+CLAIMED_PENDING = "still to run (the cells' seeds ran first; this report is rewritten when they end)"
+CLAIMED_SKIPPED = "not run (claimed_seeds=False)"
+CLAIMED_MISSING = "without a finished run"
+"""What the report says of the claims whose claimed seed has no value here, at each stage."""
 
 
 @dataclass(frozen=True)
@@ -147,9 +153,13 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         job.raise_if_interrupted()
         seeds = seed_rows(grid, trial, cell_of, horizon)
         decisions = _decisions(trials, design, cell_of)
-        claimed = _claimed(job, trial, cell_list, args, run) if args.claimed_seeds else pd.DataFrame()
-        rows = cr.claim_rows(cell_list, seeds, claimed, decisions)
-        folder = write_report(job, args, rows, seeds, cell_list)
+        rows = cr.claim_rows(cell_list, seeds, pd.DataFrame(), decisions)
+        folder = write_report(job, args, rows, seeds, cell_list, final=not args.claimed_seeds,
+                              claimed_note=CLAIMED_PENDING if args.claimed_seeds else CLAIMED_SKIPPED)
+        if args.claimed_seeds:  # the cells' rates are on disk before the long faithful runs start
+            print(f"The cells' seeds are done; report so far: {folder / 'report.md'}. Now the claimed seeds.")
+            rows = cr.claim_rows(cell_list, seeds, _claimed(job, trial, cell_list, args, run), decisions)
+            folder = write_report(job, args, rows, seeds, cell_list, final=True, claimed_note=CLAIMED_MISSING)
     print(rows[["claim", "label", "rate", "wilson_low", "wilson_high", "claimed_seed_value", "record"]]
           .to_string(index=False))
     print(f"Report: {folder / 'report.md'} and {folder / 'report.html'}")

@@ -33,17 +33,27 @@ def cost(job: Any, seeds: pd.DataFrame, threads: int) -> dict[str, float]:
             "wall_hours": job.accounting.seconds() / 3600}
 
 
+def missing_claimed(rows: pd.DataFrame) -> list[str]:
+    """'<claim> (seed <n>)' for each claim whose claimed seed has no value here (``holds`` None)."""
+    return [f"{r.claim} (seed {r.claimed_seed})" for r in rows.itertuples() if r.holds is None or pd.isna(r.holds)]
+
+
 def markdown(rows: pd.DataFrame, cell_list: Sequence[cr.Cell], env: dict[str, str], spent: dict[str, float],
-             name: str, figures: Sequence[str]) -> str:
-    """The report as Markdown: what ran, the table, the environment and the cost, then the figures."""
+             name: str, figures: Sequence[str], claimed_note: str = "without a finished run") -> str:
+    """The report as Markdown: what ran, the table, the claims whose claimed seed has no value here
+    (``claimed_note`` says why: still to run, not asked for, or without a finished run), the environment
+    and the cost, then the figures."""
     cells = "; ".join(f"{c.name} ({len(c.claims)} claim{'' if len(c.claims) == 1 else 's'})" for c in cell_list)
+    missing = missing_claimed(rows)
     lines = [f"# Reproducibility report `{name}`", "",
              f"{len(rows)} claims in {len(cell_list)} cells: {cells}.", "",
              "Label: CLAIM REPRODUCED (the claimed seed meets the claim here), REPRODUCED IN DISTRIBUTION (the "
              "claim holds for a fraction `rate` of the cell's seeds), NOT REPRODUCED; '(undecided)' where the "
              "cell's sequential seeds ran out. `record_k/record_n`: the record's grokked claims of the cell on "
              "that device; `record_p`: Fisher's exact test of it against the cell's grokked seeds here.", "",
-             markdown_table(rows, COLUMNS, max_rows=1000), "", "## Environment", "",
+             markdown_table(rows, COLUMNS, max_rows=1000), "",
+             f"Claimed seeds {claimed_note}: {', '.join(missing)}." if missing else
+             "Every claimed seed ran in its claim's own mode.", "", "## Environment", "",
              *[f"- {k}: {v}" for k, v in env.items()], "", "## Cost", "",
              f"- {spent['seed_runs']:.0f} seed runs, {spent['core_hours']:.2f} core-hours, "
              f"{spent['wall_hours']:.2f} hours of wall time", "", "## Figures", "",
@@ -68,9 +78,11 @@ def html_page(text: str, images: dict[str, bytes]) -> str:
         + "\n".join(body) + "</body></html>\n"
 
 
-def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, cell_list: Sequence[cr.Cell]) -> Path:
+def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, cell_list: Sequence[cr.Cell],
+                 final: bool = True, claimed_note: str = "without a finished run") -> Path:
     """Write ``<reports_dir>/<job name>/`` (report.md, report.html, claims.csv, the figures) and the parent
-    run's record; returns the folder."""
+    run's record (its tags, description and figures; the ``claims`` table only when ``final``: MLflow's
+    ``log_table`` appends to a table already logged); returns the folder."""
     folder = Path(args.reports_dir) / job.name
     folder.mkdir(parents=True, exist_ok=True)
     figures = {"claimed_vs_measured.png": cr.claimed_vs_measured(rows),
@@ -79,12 +91,13 @@ def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, c
     for name, data in images.items():
         (folder / name).write_bytes(data)
     env, spent = environment(seeds), cost(job, seeds, args.threads)
-    text = markdown(rows, cell_list, env, spent, job.name, list(images))
+    text = markdown(rows, cell_list, env, spent, job.name, list(images), claimed_note)
     (folder / "report.md").write_text(text)
     (folder / "report.html").write_text(html_page(text, images))
     rows.to_csv(folder / "claims.csv", index=False)
     tracker = job.tracker
-    tracker.log_table(rows, "claims")
+    if final:
+        tracker.log_table(rows, "claims")
     links = log_figures(tracker, figures)
     tracker.set_tags(tracker.parent_run_id, {**{f"claim.{r.claim}": r.label for r in rows.itertuples()},
                                               "report.folder": str(folder)})

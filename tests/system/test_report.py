@@ -94,8 +94,11 @@ def test_the_report_files_and_the_mlflow_run(report):
     rows, folder, client, parent, children = report
     text = (folder / "report.md").read_text()
     assert "d8-s5-nogrok" in text and "core-hours" in text and "## Environment" in text
+    assert "Every claimed seed ran in its claim's own mode." in text  # rewritten after the claimed seeds
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "d16-s1" in page
     assert parent.data.tags["role"] == "report" and parent.data.tags["claim.d16-s1"] == "CLAIM REPRODUCED"
     assert len(children) == 4 + 4 + 3  # two cells x 4 seeds, three claimed seeds
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"claims.json", "figures"}
+    table = client.load_table(parent.info.experiment_id, "claims.json", run_ids=[parent.info.run_id])
+    assert sorted(table["claim"]) == sorted(rows.index)  # logged once, after the claimed seeds (log_table appends)

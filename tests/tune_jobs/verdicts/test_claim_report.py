@@ -81,3 +81,20 @@ def test_claims_sharing_a_cell_and_a_seed_share_one_claimed_run_scored_on_the_pr
     assert by_seed[43]["run"]["protocol"] == "100k"  # the CUDA claim's protocol; the MPS one reads validation
     assert by_seed[42]["run"]["protocol"] == "validation" and by_seed[43]["seeds"] == [43]
     assert by_seed[43]["train"]["mode"] == "faithful"  # the claim's own mode
+
+
+def test_the_report_names_the_claims_whose_claimed_seed_has_no_value_here():
+    from tune_jobs.report_files import markdown
+    cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
+    claimed = pd.DataFrame([{"claim": "456p-s43", "finished": True, "best_exact_match": 1.0,
+                             "protocol_exact_match": 1.0}])
+    rows = cr.claim_rows([cell], seeds_table(cell, [True, False]), claimed)
+    spent = {"seed_runs": 2.0, "core_hours": 0.1, "wall_hours": 0.1}
+    text = markdown(rows, [cell], {}, spent, "r", [], claimed_note="still to run")
+    line = next(l for l in text.splitlines() if l.startswith("Claimed seeds still to run"))
+    assert "456p-s42-nogrok (seed 42)" in line and "456p-s46-nogrok (seed 46)" in line
+    assert "456p-s43 (seed 43)" not in line  # its claimed seed ran (the MPS claim of seed 43 is separate)
+    everything = cr.claim_rows([cell], seeds_table(cell, [True]), pd.DataFrame(
+        [{"claim": c.name, "finished": True, "best_exact_match": 0.1, "protocol_exact_match": 0.0}
+         for c in cell.claims]))
+    assert "Every claimed seed ran in its claim's own mode." in markdown(everything, [cell], {}, spent, "r", [])
