@@ -55,6 +55,24 @@ def device_name(device: str) -> str:
     return cpu_model()
 
 
+def cpu_kind() -> tuple[str, str, str]:
+    """(vendor id, ``family/model`` from /proc/cpuinfo, ATen's CPU capability, e.g. AVX2 or AVX512):
+    CPUs sharing a model name ("AMD EPYC") differ in these, and so do their float results."""
+    fields = cpu_fields()
+    return (fields.get("vendor_id", "unknown"), f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+            torch.backends.cpu.get_cpu_capability())
+
+
+def device_kind(device: str) -> str:
+    """The device as far as float results go: a CUDA GPU's compute capability ('sm_90'); for the CPU its
+    vendor, family/model and ATen capability ('AuthenticAMD 25/1 AVX2', ``cpu_kind``). Two runs of one
+    seed on one kind and thread count should agree bit for bit; across kinds they need not."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability(torch.device(device))
+        return f"sm_{major}{minor}"
+    return " ".join(cpu_kind())
+
+
 def provenance(device: str, threads: int) -> dict[str, str]:
     """Flat string dict describing the environment of a run (for tags and checkpoints)."""
     sha, dirty = git_state()
@@ -65,6 +83,7 @@ def provenance(device: str, threads: int) -> dict[str, str]:
         "python_version": platform.python_version(),
         "device": device,
         "device_name": device_name(device),
+        "device_kind": device_kind(device),
         "threads": str(threads),
         "hostname": platform.node(),
     }

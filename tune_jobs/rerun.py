@@ -203,10 +203,11 @@ def verdict(record: RunRecord, env: dict[str, str], history: pd.DataFrame, rerun
             rerun_metrics: dict[str, float], args: RerunArgs) -> str:
     """The comparison in one line: on the same device name and thread count BIT-IDENTICAL or the first
     differing step with the loss there; elsewhere the outcome agreement (``outcome_line``)."""
-    same_kind = all(record.tags.get(key) == env.get(key) for key in ("device", "device_name", "threads"))
+    keys = ("device", "device_name", "threads") + (("device_kind",) if "device_kind" in record.tags else ())
+    same_kind = all(record.tags.get(key) == env.get(key) for key in keys)  # device_kind: runs since 2026-12-04
     if not same_kind:
-        machines = f"{record.tags.get('device_name')} x{record.tags.get('threads')} -> " \
-                   f"{env.get('device_name')} x{env.get('threads')}"
+        machines = " -> ".join(f"{tags.get('device_name')}{' (' + tags['device_kind'] + ')' if 'device_kind' in tags else ''}"
+                               f" x{tags.get('threads')}" for tags in (record.tags, env))
         threshold = float(record.params.get("run.success_threshold", SUCCESS_THRESHOLD))
         return f"other machine kind ({machines}): " + outcome_line(
             outcome(record.metrics, history, threshold), outcome(rerun_metrics, rerun, threshold), args.tolerance)
@@ -217,7 +218,7 @@ def verdict(record: RunRecord, env: dict[str, str], history: pd.DataFrame, rerun
 
     def at(table: pd.DataFrame, name: str) -> Any:
         values = table[(table["key"] == name) & (table["step"] == step)]["value"]
-        return values.iloc[0] if len(values) else None
+        return float(values.iloc[0]) if len(values) else None  # a Python float: numpy 2's repr reads np.float64(...)
     return (f"DIFFERS from step {step} ({key}): train/loss {at(history, 'train/loss')!r} (original) vs "
             f"{at(rerun, 'train/loss')!r} (rerun)")
 

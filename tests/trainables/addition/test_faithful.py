@@ -5,7 +5,7 @@ import torch
 
 from trainables.addition.config import ModelConfig, TrainConfig
 from trainables.addition.train import train
-from trainables.provenance import cpu_fields
+from trainables.provenance import cpu_kind
 
 MODEL_512P = ModelConfig(d_model=7, d_ff=14, pos_rank=3, qkv_rank=3, attn_out_rank=3, ffn_rank=3)
 
@@ -25,14 +25,6 @@ CHECK_VALUES = {
 CPU vendor, model and vector width, and so do the rounding errors, so the check value holds bit for bit only
 on the kind of CPU it was measured on (the same happens to the reference implementation). Keys, the most
 specific first: ``vendor/family/model`` (from /proc/cpuinfo), ``vendor/capability`` (ATen's), ``vendor``."""
-
-
-def cpu_kind() -> tuple[str, str, str]:
-    """(vendor id, ``family/model`` from /proc/cpuinfo (``provenance.cpu_fields``), ATen's CPU capability,
-    e.g. AVX2 or AVX512)."""
-    fields = cpu_fields()
-    return (fields.get("vendor_id", "unknown"), f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
-            torch.backends.cpu.get_cpu_capability())
 
 
 def check_value(vendor: str, model: str, capability: str) -> tuple[float, str] | None:
