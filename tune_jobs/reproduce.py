@@ -203,13 +203,15 @@ def describe_streams(runs: pd.DataFrame) -> str:
 
 
 def describe_environment(runs: pd.DataFrame) -> str:
-    """'cpu (AMD EPYC ...), torch 2.13.0+cpu, 1 thread(s)', joined with ' | ' if runs differ."""
-    columns = [c for c in ("device", "device_name", "torch_version", "threads") if c in runs.columns]
+    """'cpu (AMD EPYC, AuthenticAMD 25/1 AVX2), torch 2.13.0+cpu, 1 thread(s)', joined with ' | ' if runs
+    differ (the device kind where the runs record it)."""
+    columns = [c for c in ("device", "device_name", "device_kind", "torch_version", "threads") if c in runs.columns]
     if not columns:
         return "unknown"
-    distinct = runs[columns].dropna().drop_duplicates()
-    return " | ".join(f"{r.get('device')} ({r.get('device_name')}), torch {r.get('torch_version')}, "
-                      f"{r.get('threads')} thread(s)" for _, r in distinct.iterrows())
+    def one(row: pd.Series) -> str:
+        names = ", ".join(str(row[c]) for c in ("device_name", "device_kind") if c in row and not pd.isna(row[c]))
+        return f"{row.get('device')} ({names}), torch {row.get('torch_version')}, {row.get('threads')} thread(s)"
+    return " | ".join(one(row) for _, row in runs[columns].drop_duplicates().iterrows())
 
 
 def _log(job: Job, claim: Claim, verdict: ClaimVerdict, runs: pd.DataFrame, environment: str) -> None:

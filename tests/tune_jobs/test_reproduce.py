@@ -1,6 +1,8 @@
 """A reproduction's trials: the claimed seed twice, alone, then the other seeds in groups of the group size."""
 
-from tune_jobs.reproduce import role_of, trial_configs
+import pandas as pd
+
+from tune_jobs.reproduce import describe_environment, role_of, trial_configs
 from tune_jobs.runtime.replicates import replicates
 from tune_jobs.trials.addition import STACKED_TRAIN
 
@@ -22,3 +24,13 @@ def test_other_seeds_stack_in_groups_on_the_counter_stream_the_claimed_ones_alon
     assert all(c["train"] == {**SECTIONS["train"], **STACKED_TRAIN} for c in configs[2:])
     assert [key for key, _ in replicates("t", configs[3])] == ["t-s45"]
     assert trial_configs(SECTIONS, [42, 42], 2) == trial_configs(SECTIONS, [42, 42], 1)
+
+
+def test_the_environment_line_names_the_device_kind_where_runs_record_it():
+    runs = pd.DataFrame([{"device": "cpu", "device_name": "AMD EPYC", "device_kind": "AuthenticAMD 25/1 AVX2",
+                          "torch_version": "2.13.0+cpu", "threads": "1"},
+                         {"device": "cpu", "device_name": "AMD EPYC", "device_kind": None,  # logged before the tag
+                          "torch_version": "2.13.0+cpu", "threads": "1"}])
+    assert describe_environment(runs) == ("cpu (AMD EPYC, AuthenticAMD 25/1 AVX2), torch 2.13.0+cpu, 1 thread(s) | "
+                                          "cpu (AMD EPYC), torch 2.13.0+cpu, 1 thread(s)")
+    assert describe_environment(pd.DataFrame({"seed": [1]})) == "unknown"
