@@ -31,7 +31,7 @@ from trainables.checks import require
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.report_files import write_report
 from tune_jobs.runtime.cli import run_main
-from tune_jobs.runtime.job import Job, open_job
+from tune_jobs.runtime.job import Job, open_job, progress_counts
 from tune_jobs.runtime.replicates import replicate_results
 from tune_jobs.runtime.searcher import FixedConfigs, replicated, sequential_design
 from tune_jobs.runtime.settings import RunSettings
@@ -148,8 +148,10 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         horizon = {cell.key: args.train_steps or cell.sections["train"]["train_steps"] for cell in cell_list}
         searcher = replicated(FixedConfigs(configs), space, len(configs), trial.failure_score)
         names = {cell_id: cell.name for cell_id, cell in zip(cell_of, cell_list)}
+        planned, least, decided = progress_counts(searcher, len(configs))
         grid, trials = job.fit(trial, {RUN: run}, searcher, searcher.max_trials(len(configs)),
-                               run_name=lambda c: f"{names.get(config_id(c), '?')} s{seed_of(c)}")
+                               run_name=lambda c: f"{names.get(config_id(c), '?')} s{seed_of(c)}",
+                               planned=planned, least=least, decided=decided)
         job.raise_if_interrupted()
         seeds = seed_rows(grid, trial, cell_of, horizon)
         decisions = _decisions(trials, design, cell_of)

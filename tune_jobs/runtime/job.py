@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import pandas as pd
 from ray.tune.search import Searcher
@@ -73,13 +73,15 @@ class Job:
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
             run_name: Callable[[dict], str] | None = None, planned: Callable[[], int] | None = None,
-            decided: Callable[[Mapping[str, int]], int] | None = None) -> tuple[Any, pd.DataFrame]:
+            decided: Callable[[Mapping[str, int]], int] | None = None, least: Callable[[], int] | None = None
+            ) -> tuple[Any, pd.DataFrame]:
         """Run the trials, each child run named ``run_name(config)`` (default ``trial.run_name``:
-        '<readable name> s<seed>'), the progress line counting ``planned()`` seeds and ``decided(seeds done
-        per configuration)`` decisions (``runtime.tuner.fit``, ``progress_counts``); returns Tune's ResultGrid
+        '<readable name> s<seed>'), the progress line counting ``planned()`` seeds (``least()`` at the
+        least) and ``decided(seeds done per configuration)`` decisions (``runtime.tuner.fit``,
+        ``progress_counts``); returns Tune's ResultGrid
         and the trial table (``runtime.results``). The parent gets the param ``job.concurrent_trials``."""
         fitted = fit(self.settings, trial, space, searcher, num_samples, name=self.name, tracker=self.tracker,
-                     run_name=run_name or trial.run_name, planned=planned, decided=decided)
+                     run_name=run_name or trial.run_name, planned=planned, decided=decided, least=least)
         grid = fitted.grid
         self.run_ids, self.failures, self.interrupted = fitted.run_ids, fitted.failures, fitted.interrupted
         self.accounting.add_fit(grid, fitted.slots)
@@ -171,15 +173,17 @@ def seed_design(space: SearchSpace, trial: Trial, per_trial: int) -> SequentialD
 
 
 def progress_counts(searcher: SeedReplicates | SequentialReplicates, configs: int
-                    ) -> tuple[Callable[[], int], Callable[[Mapping[str, int]], int]]:
-    """The progress line's (seeds planned, decisions so far from seeds done per configuration) of a
-    sweep of ``configs`` configurations: fixed seeds plan them all and decide a configuration when all
-    its seeds are done; sequential seeds plan ``max`` for each configuration still open and decide when
-    the searcher does (``SequentialReplicates.planned_seeds`` and ``told``)."""
+                    ) -> tuple[Callable[[], int], Optional[Callable[[], int]], Callable[[Mapping[str, int]], int]]:
+    """The progress line's (seeds planned, seeds needed at the least (None: as planned), decisions so far
+    from seeds done per configuration) of a sweep of ``configs`` configurations: fixed seeds plan them all
+    and decide a configuration when all its seeds are done; sequential seeds plan ``max`` for each
+    configuration still open, need ``min`` at the least, and decide when the searcher does
+    (``SequentialReplicates.planned_seeds``, ``least_seeds`` and ``told``)."""
     if isinstance(searcher, SequentialReplicates):
-        return (lambda: searcher.planned_seeds(configs)), (lambda done: len(searcher.told))
+        return (lambda: searcher.planned_seeds(configs)), (lambda: searcher.least_seeds(configs)), \
+            (lambda done: len(searcher.told))
     seeds = len(searcher.groups.seeds)
-    return (lambda: configs * seeds), all_seeds_done(lambda: seeds)
+    return (lambda: configs * seeds), None, all_seeds_done(lambda: seeds)
 
 
 def sequential_trial(trial: Trial, design: SequentialDesign) -> Trial:
@@ -218,8 +222,9 @@ def run_sweep(settings: SweepSettings, space: SearchSpace, trial: Trial, target:
     with open_job(settings, trial, target, prefix, space_params(space, configs, design), {"space": space.name},
                   label=space.name, resolved=space_values(space), identity=space_fields(space)) as run:
         run_space = param_space(space, settings.trial_run_settings(), searched=not grid)
-        planned, decided = progress_counts(searcher, configs)
-        _, trials = run.fit(trial, run_space, searcher, searcher.max_trials(configs), planned=planned, decided=decided)
+        planned, least, decided = progress_counts(searcher, configs)
+        _, trials = run.fit(trial, run_space, searcher, searcher.max_trials(configs), planned=planned, least=least,
+                            decided=decided)
         table = trial.verdict_table(trials, settings)
         if design is not None:
             table = decision_table(table, trials, design, settings.success_threshold)

@@ -12,7 +12,9 @@ own speed. Ray Tune's own trial table is printed at most once a minute (``slow_r
 
 ``planned`` and ``decided`` are callables, read at every refresh: under sequential seeds the number of
 seeds planned grows as a configuration's verdict asks for more, and a configuration may be decided
-before all its seeds have run.
+before all its seeds have run. There ``planned`` is the most the job may spend (``max`` seeds for each
+open configuration) and ``least`` the fewest (``min``, or what it has started), and the ETA is the
+range between the two.
 """
 
 from __future__ import annotations
@@ -66,14 +68,17 @@ def all_seeds_done(per_config: Callable[[], int]) -> Callable[[Mapping[str, int]
 
 
 def progress_line(done: int, planned: int, running: int, decisions: Optional[int], elapsed: float,
-                  eta: Optional[float]) -> str:
+                  eta: Optional[float], eta_least: Optional[float] = None) -> str:
     """'seeds 4/12, 2 running, 1 decision, elapsed 02:10, ETA 04:20' (no decision count when
     ``decisions`` is None; ETA '?' before a speed is measured; times as ``tqdm.format_interval`` writes
-    them: [H:]MM:SS)."""
+    them: [H:]MM:SS). With ``eta_least`` below ``eta`` (sequential seeds: the ETA if every open
+    configuration is decided at its fewest seeds) the ETA is a range: 'ETA 20:00 to 1:20:00'."""
     parts = [f"seeds {done}/{planned}", f"{running} running"]
     if decisions is not None:
         parts.append(f"{decisions} decision" + ("" if decisions == 1 else "s"))
     left = "?" if eta is None else tqdm.format_interval(eta)
+    if eta is not None and eta_least is not None and tqdm.format_interval(eta_least) != left:
+        left = f"{tqdm.format_interval(eta_least)} to {left}"
     return ", ".join([*parts, f"elapsed {tqdm.format_interval(elapsed)}", f"ETA {left}"])
 
 
@@ -82,10 +87,13 @@ class Progress(DriverCallback):
     restore by pickling as its key)."""
 
     def __init__(self, key: str, planned: Callable[[], int], decided: Optional[Callable[[Mapping[str, int]], int]],
-                 out: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+                 least: Optional[Callable[[], int]] = None) -> None:
         super().__init__(key)
         self.planned = planned
-        """Seeds planned in all: may change as seeds are added (sequential seeds)."""
+        """Seeds planned in all: may change as seeds are added (sequential seeds: the most it may spend)."""
+        self.least = least
+        """Seeds the job spends at the least (sequential seeds); None: as planned."""
         self.decided = decided
         """(seeds done per configuration id) -> configurations decided so far (None: not counted)."""
         self.out = out or sys.stdout
@@ -106,8 +114,10 @@ class Progress(DriverCallback):
         """The progress line now."""
         done, planned, elapsed = sum(self.done.values()), self.planned(), self.clock() - self.start
         decisions = None if self.decided is None else self.decided(self.done)
+        trained = done + sum(self.shares.values())
+        least = None if self.least is None else eta_seconds(trained, self.least(), elapsed, self.before or 0)
         return progress_line(done, planned, self.running, decisions, elapsed,
-                             eta_seconds(done + sum(self.shares.values()), planned, elapsed, self.before or 0))
+                             eta_seconds(trained, planned, elapsed, self.before or 0), least)
 
     def count_restored(self, trials: list) -> None:
         """At the first hook call, count the seeds of trials already ended (a resumed fit: Tune calls

@@ -80,6 +80,15 @@ class SequentialReplicates(Searcher):
         done = sum(started[key] for key in self.told)
         return done + (num_configs - len(self.told)) * self.design.max_seeds
 
+    def least_seeds(self, num_configs: int) -> int:
+        """Seeds the sweep spends at the least, for a progress line: those started by each configuration
+        whose seeds are done, at least ``min_seeds`` (or what it started) for each open one, ``min_seeds``
+        for each configuration still to come."""
+        started = {d.config_id: d.seeds_started for d in self.allocation.decisions()}
+        done = sum(started[key] for key in self.told)
+        open_ = sum(max(self.design.min_seeds, started.get(key, 0)) for key in self.configs if key not in self.told)
+        return done + open_ + max(num_configs - len(self.configs), 0) * self.design.min_seeds
+
     def suggest(self, trial_id: str) -> Optional[dict | str]:
         key = self._next_open(below_min=True)
         if key is None and len(self.configs) < self.num_configs and not self.inner_finished:

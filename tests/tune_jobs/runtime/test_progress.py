@@ -26,6 +26,10 @@ def test_the_line_reads_counts_and_times():
         "seeds 4/12, 2 running, 1 decision, elapsed 02:10, ETA 04:20"
     assert progress_line(0, 6, 3, 0, 5.0, None) == "seeds 0/6, 3 running, 0 decisions, elapsed 00:05, ETA ?"
     assert progress_line(1, 2, 0, None, 3725.0, 3725.0) == "seeds 1/2, 0 running, elapsed 1:02:05, ETA 1:02:05"
+    # sequential seeds: from every open configuration decided at its fewest seeds to all at their most
+    assert progress_line(3, 36, 2, 0, 600.0, 6600.0, 1000.0) == \
+        "seeds 3/36, 2 running, 0 decisions, elapsed 10:00, ETA 16:40 to 1:50:00"
+    assert progress_line(3, 9, 2, 0, 600.0, 1200.0, 1200.0).endswith("ETA 20:00")  # the same: one value
 
 
 def trial(config_id_value: str, seeds: list[int], status: str = "RUNNING") -> SimpleNamespace:
@@ -63,6 +67,19 @@ def test_the_callback_counts_seeds_decisions_and_prints_plain_lines_in_a_log():
         "seeds 1/6, 2 running, 0 decisions, elapsed 00:30, ETA 02:30",
         "seeds 3/6, 1 running, 1 decision, elapsed 01:00, ETA 01:00",
         "seeds 3/8, 1 running, 1 decision, elapsed 02:00, ETA 03:20"]
+
+
+def test_under_sequential_seeds_the_eta_spans_the_fewest_to_the_most_seeds():
+    clock, out, plan = Clock(), io.StringIO(), {"most": 36, "least": 9}
+    progress = Progress("job", lambda: plan["most"], None, out=out, clock=clock, least=lambda: plan["least"])
+    a0, a1 = trial("a", [0]), trial("b", [0])
+    progress.on_trial_start(0, [a0, a1], a0)
+    clock.now = 100.0
+    a0.status = "TERMINATED"
+    progress.on_trial_complete(1, [a0, a1], a0)  # 1 seed in 100 s: 8 to 35 seeds left
+    assert progress.line() == "seeds 1/36, 1 running, elapsed 01:40, ETA 13:20 to 58:20"
+    plan["most"] = plan["least"] = 1  # every configuration decided
+    assert progress.line().endswith("ETA 00:00")
 
 
 def test_a_running_seed_counts_by_the_share_of_its_schedule_it_trained():

@@ -90,10 +90,14 @@ def test_seeds_go_where_the_decision_is_open_and_the_dominated_configuration_sto
 
 def test_the_planned_seeds_shrink_to_what_decided_configurations_used():
     searcher = searcher_for(SequentialDesign(3, 30))
-    assert searcher.planned_seeds(3) == 90
-    drive(searcher)
+    assert searcher.planned_seeds(3) == 90 and searcher.least_seeds(3) == 9  # max and min of 3 configurations
+    _, running = drive(searcher, stop_after=12)
+    low, high = searcher.least_seeds(3), searcher.planned_seeds(3)
+    started = sum(d.seeds_started for d in searcher.allocation.decisions())
+    assert 9 <= started <= low <= high  # what it has started is spent at the least
+    drive(searcher, running=running)
     used = sum(d.seeds_started for d in searcher.allocation.decisions())
-    assert searcher.planned_seeds(3) == used < 90 and len(searcher.told) == 3
+    assert searcher.planned_seeds(3) == searcher.least_seeds(3) == used < 90 and len(searcher.told) == 3
 
 
 def test_a_configuration_gets_its_first_min_seeds_before_any_new_configuration():
