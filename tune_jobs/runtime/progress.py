@@ -13,8 +13,8 @@ own speed. Ray Tune's own trial table is printed at most once a minute (``slow_r
 ``planned`` and ``decided`` are callables, read at every refresh: under sequential seeds the number of
 seeds planned grows as a configuration's verdict asks for more, and a configuration may be decided
 before all its seeds have run. There ``planned`` is the most the job may spend (``max`` seeds for each
-open configuration) and ``least`` the fewest (``min``, or what it has started), and the ETA is the
-range between the two.
+open configuration) and ``least`` the fewest (``SequentialReplicates.least_seeds``: each open
+configuration decided as soon as its design allows), and the ETA is the range between the two.
 """
 
 from __future__ import annotations

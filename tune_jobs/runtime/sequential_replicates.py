@@ -82,12 +82,13 @@ class SequentialReplicates(Searcher):
 
     def least_seeds(self, num_configs: int) -> int:
         """Seeds the sweep spends at the least, for a progress line: those started by each configuration
-        whose seeds are done, at least ``min_seeds`` (or what it started) for each open one, ``min_seeds``
-        for each configuration still to come."""
+        whose seeds are done; for each open one, and each still to come, the fewest after which it may be
+        decided (``SequentialDesign.fewest_to_decide``: 7 at 3..12, 3 at 2..3) or what it started."""
+        fewest = self.design.fewest_to_decide()
         started = {d.config_id: d.seeds_started for d in self.allocation.decisions()}
         done = sum(started[key] for key in self.told)
-        open_ = sum(max(self.design.min_seeds, started.get(key, 0)) for key in self.configs if key not in self.told)
-        return done + open_ + max(num_configs - len(self.configs), 0) * self.design.min_seeds
+        open_ = sum(max(fewest, started.get(key, 0)) for key in self.configs if key not in self.told)
+        return done + open_ + max(num_configs - len(self.configs), 0) * fewest
 
     def suggest(self, trial_id: str) -> Optional[dict | str]:
         key = self._next_open(below_min=True)

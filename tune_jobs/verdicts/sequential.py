@@ -237,6 +237,21 @@ class SequentialDesign:
         """The reported interval after ``outcomes`` (0/1, in seed order)."""
         return interval_after(outcomes, self.alpha, self.mixture)
 
+    def fewest_to_decide(self) -> int:
+        """Seeds after which a configuration may first be decided, on the quickest outcome paths: all
+        successes (RELIABLE), all failures (UNRELIABLE), all failures raced against a configuration of all
+        successes (DOMINATED, when racing) and alternating outcomes (SEED-SENSITIVE); at least
+        ``min_seeds``, at most ``max_seeds`` (where nothing can be decided sooner). At the defaults: 7,
+        from racing (README: 24 for RELIABLE, 7 for 0/n raced against n/n)."""
+        for n in range(self.min_seeds, self.max_seeds):
+            wins, losses = self.interval([1] * n), self.interval([0] * n)
+            mixed = self.interval([(i + 1) % 2 for i in range(n)])
+            lows, highs = np.array([wins[0], losses[0], mixed[0]]), np.array([wins[1], losses[1], mixed[1]])
+            if (decide(lows, highs, self.reliable_bar, self.failure_bar) != OPEN).any() or \
+                    (self.racing and losses[1] < wins[0]):
+                return n
+        return self.max_seeds
+
     def as_dict(self) -> dict[str, Any]:
         """Flat, JSON-ready fields (MLflow params, a searcher checkpoint); ``from_dict`` inverts it."""
         fields = asdict(self)

@@ -90,7 +90,8 @@ def test_seeds_go_where_the_decision_is_open_and_the_dominated_configuration_sto
 
 def test_the_planned_seeds_shrink_to_what_decided_configurations_used():
     searcher = searcher_for(SequentialDesign(3, 30))
-    assert searcher.planned_seeds(3) == 90 and searcher.least_seeds(3) == 9  # max and min of 3 configurations
+    # at the most max for each of 3 configurations; at the least 7 each (0/7 raced against 7/7: DOMINATED)
+    assert searcher.planned_seeds(3) == 90 and searcher.least_seeds(3) == 21
     _, running = drive(searcher, stop_after=12)
     low, high = searcher.least_seeds(3), searcher.planned_seeds(3)
     started = sum(d.seeds_started for d in searcher.allocation.decisions())
@@ -206,3 +207,10 @@ def test_every_configuration_gets_its_first_seeds_before_any_gets_more():
     first = [width for width, _ in handed[:6]]
     assert first == [8, 8, 7, 7, 16, 16]  # breadth first: min seeds of each, in order
     assert all(len(seeds) == 1 for _, seeds in handed)
+
+
+def test_the_fewest_seeds_to_a_decision_follow_the_design():
+    assert SequentialDesign(3, 12).fewest_to_decide() == 7  # 0/7 raced against 7/7
+    assert SequentialDesign(3, 30, racing=False).fewest_to_decide() == 22  # SEED-SENSITIVE at alternating outcomes
+    assert SequentialDesign(2, 3).fewest_to_decide() == 3  # nothing is decided before max: the ETA is one value
+    assert SequentialDesign(9, 12).fewest_to_decide() == 9  # never below min
