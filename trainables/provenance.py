@@ -10,6 +10,8 @@ import platform
 import subprocess
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import torch
 
@@ -30,9 +32,10 @@ def git_state(root: str = str(PROJECT_ROOT)) -> tuple[str, bool]:
         return "unknown", False
 
 
-def cpu_fields() -> dict[str, str]:
+@lru_cache(maxsize=1)
+def cpu_fields() -> Mapping[str, str]:
     """/proc/cpuinfo's fields, each at its first occurrence (``model name``, ``vendor_id``, ``cpu family``,
-    ``model``, ...); empty where the file cannot be read (not Linux)."""
+    ``model``, ...), read once per process (read-only); empty where the file cannot be read (not Linux)."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -40,7 +43,7 @@ def cpu_fields() -> dict[str, str]:
             fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return fields
+    return MappingProxyType(fields)
 
 
 def cpu_model() -> str:

@@ -33,7 +33,8 @@ from tune_jobs.runtime.settings import SAFE_NAME
 from tune_jobs.verdicts import compare as stats
 from tune_jobs.verdicts.claims import list_claims, load_claim
 
-SELECTOR_TAGS = ("device", "device_name", "device_kind", "threads", "hostname", "torch_version", "git_commit", "sweep_id")
+SELECTOR_TAGS = ("device", "device_name", "device_kind", "threads", "hostname", "torch_version", "git_commit",
+                 "sweep_id")
 """Tags a ``<tag>=<value>`` selector may name."""
 SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:+@()/-]{0,127}")
 """A tag value or claim prefix a selector may hold (never a quote: it goes into MLflow's filter)."""

@@ -18,7 +18,8 @@ from tune_jobs.verdicts import claim_report as cr
 COLUMNS = ("claim", "label", "rule", "record", "claimed_value", "claimed_seed", "claimed_seed_value", "seeds_run",
            "rate", "wilson_low", "wilson_high", "record_k", "record_n", "record_p", "median_grokking_step", "decision")
 """Columns of the report's table, in order."""
-ENVIRONMENT = ("device", "device_name", "device_kind", "torch_version", "threads", "git_commit", "git_dirty", "hostname")
+ENVIRONMENT = ("device", "device_name", "device_kind", "torch_version", "threads", "git_commit", "git_dirty",
+               "hostname")
 """Provenance fields (``env/*`` of each run) the report states, each run's distinct values."""
 
 

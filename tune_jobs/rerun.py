@@ -199,6 +199,12 @@ def outcome_line(original: dict[str, Any], rerun: dict[str, Any], tolerance: flo
     return f"{'OUTCOME AGREES' if agree else 'OUTCOME DIFFERS'} ({sides}; best exact match tolerance {tolerance})"
 
 
+def _machine(tags: dict[str, str]) -> str:
+    """'AMD EPYC (AuthenticAMD 25/1 AVX2) x1': device name, its kind where recorded, thread count."""
+    kind = f" ({tags['device_kind']})" if "device_kind" in tags else ""
+    return f"{tags.get('device_name')}{kind} x{tags.get('threads')}"
+
+
 def verdict(record: RunRecord, env: dict[str, str], history: pd.DataFrame, rerun: pd.DataFrame,
             rerun_metrics: dict[str, float], args: RerunArgs) -> str:
     """The comparison in one line: on the same device name and thread count BIT-IDENTICAL or the first
@@ -206,8 +212,7 @@ def verdict(record: RunRecord, env: dict[str, str], history: pd.DataFrame, rerun
     keys = ("device", "device_name", "threads") + (("device_kind",) if "device_kind" in record.tags else ())
     same_kind = all(record.tags.get(key) == env.get(key) for key in keys)  # device_kind: runs since 2026-12-04
     if not same_kind:
-        machines = " -> ".join(f"{tags.get('device_name')}{' (' + tags['device_kind'] + ')' if 'device_kind' in tags else ''}"
-                               f" x{tags.get('threads')}" for tags in (record.tags, env))
+        machines = " -> ".join(_machine(tags) for tags in (record.tags, env))
         threshold = float(record.params.get("run.success_threshold", SUCCESS_THRESHOLD))
         return f"other machine kind ({machines}): " + outcome_line(
             outcome(record.metrics, history, threshold), outcome(rerun_metrics, rerun, threshold), args.tolerance)

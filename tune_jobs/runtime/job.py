@@ -177,7 +177,8 @@ def progress_counts(searcher: SeedReplicates | SequentialReplicates, configs: in
     """The progress line's (seeds planned, seeds needed at the least (None: as planned), decisions so far
     from seeds done per configuration) of a sweep of ``configs`` configurations: fixed seeds plan them all
     and decide a configuration when all its seeds are done; sequential seeds plan ``max`` for each
-    configuration still open, need ``min`` at the least, and decide when the searcher does
+    configuration still open, need the fewest seeds their design can decide at (``fewest_to_decide``)
+    at the least, and decide when the searcher does
     (``SequentialReplicates.planned_seeds``, ``least_seeds`` and ``told``)."""
     if isinstance(searcher, SequentialReplicates):
         return (lambda: searcher.planned_seeds(configs)), (lambda: searcher.least_seeds(configs)), \

@@ -138,8 +138,11 @@ class Progress(DriverCallback):
             self.bar.total = self.planned()
             self.bar.set_description_str(self.line())
             return
-        now, text = self.clock(), self.line()
-        if (changed or now - self.last_line >= LOG_EVERY) and text != self.last_text:  # never the same line twice
+        now = self.clock()
+        if not (changed or now - self.last_line >= LOG_EVERY):
+            return  # the line is built only when it may be written: Tune calls this at every loop step
+        text = self.line()
+        if text != self.last_text:  # never the same line twice
             self.last_line, self.last_text = now, text
             print(text, file=self.out, flush=True)
 

@@ -76,19 +76,21 @@ class SequentialReplicates(Searcher):
     def planned_seeds(self, num_configs: int) -> int:
         """Seeds the sweep may still spend in all, for a progress line: those started by each configuration
         whose seeds are done, ``max_seeds`` for each other one of ``num_configs``."""
-        started = {d.config_id: d.seeds_started for d in self.allocation.decisions()}
-        done = sum(started[key] for key in self.told)
-        return done + (num_configs - len(self.told)) * self.design.max_seeds
+        return self._seeds_spent(num_configs, self.design.max_seeds)
 
     def least_seeds(self, num_configs: int) -> int:
         """Seeds the sweep spends at the least, for a progress line: those started by each configuration
         whose seeds are done; for each open one, and each still to come, the fewest after which it may be
         decided (``SequentialDesign.fewest_to_decide``: 7 at 3..12, 3 at 2..3) or what it started."""
-        fewest = self.design.fewest_to_decide()
+        return self._seeds_spent(num_configs, self.design.fewest_to_decide())
+
+    def _seeds_spent(self, num_configs: int, per_open: int) -> int:
+        """Seeds started by the configurations whose seeds are done, plus ``per_open`` (or what it has
+        started, if more) for each open configuration and each of ``num_configs`` still to come."""
         started = {d.config_id: d.seeds_started for d in self.allocation.decisions()}
         done = sum(started[key] for key in self.told)
-        open_ = sum(max(fewest, started.get(key, 0)) for key in self.configs if key not in self.told)
-        return done + open_ + max(num_configs - len(self.configs), 0) * fewest
+        open_ = sum(max(per_open, started.get(key, 0)) for key in self.configs if key not in self.told)
+        return done + open_ + max(num_configs - len(self.configs), 0) * per_open
 
     def suggest(self, trial_id: str) -> Optional[dict | str]:
         key = self._next_open(below_min=True)
