@@ -20,6 +20,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean
 from typing import Any, Optional
 
 import pandas as pd
@@ -32,6 +33,7 @@ from trainables.paths import PROJECT_ROOT
 from tune_jobs.report_files import write_report
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import Job, open_job, progress_counts
+from tune_jobs.runtime.progress import schedule_steps
 from tune_jobs.runtime.replicates import replicate_results
 from tune_jobs.runtime.searcher import FixedConfigs, replicated, sequential_design
 from tune_jobs.runtime.settings import RunSettings
@@ -151,7 +153,8 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         planned, least, decided = progress_counts(searcher, len(configs))
         grid, trials = job.fit(trial, {RUN: run}, searcher, searcher.max_trials(len(configs)),
                                run_name=lambda c: f"{names.get(config_id(c), '?')} s{seed_of(c)}",
-                               planned=planned, least=least, decided=decided)
+                               planned=planned, least=least, decided=decided,
+                               seed_steps=fmean(schedule_steps({**c, RUN: run}) or 1.0 for c in configs))
         job.raise_if_interrupted()
         seeds = seed_rows(grid, trial, cell_of, horizon)
         decisions = _decisions(trials, design, cell_of)

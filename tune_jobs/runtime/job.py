@@ -73,15 +73,17 @@ class Job:
 
     def fit(self, trial: Trial, space: dict[str, Any], searcher: Searcher, num_samples: int,
             run_name: Callable[[dict], str] | None = None, planned: Callable[[], int] | None = None,
-            decided: Callable[[Mapping[str, int]], int] | None = None, least: Callable[[], int] | None = None
-            ) -> tuple[Any, pd.DataFrame]:
+            decided: Callable[[Mapping[str, int]], int] | None = None, least: Callable[[], int] | None = None,
+            seed_steps: float | None = None) -> tuple[Any, pd.DataFrame]:
         """Run the trials, each child run named ``run_name(config)`` (default ``trial.run_name``:
         '<readable name> s<seed>'), the progress line counting ``planned()`` seeds (``least()`` at the
-        least) and ``decided(seeds done per configuration)`` decisions (``runtime.tuner.fit``,
+        least; ``seed_steps``: a seed's mean schedule where they differ) and ``decided(seeds done per
+        configuration)`` decisions (``runtime.tuner.fit``,
         ``progress_counts``); returns Tune's ResultGrid
         and the trial table (``runtime.results``). The parent gets the param ``job.concurrent_trials``."""
         fitted = fit(self.settings, trial, space, searcher, num_samples, name=self.name, tracker=self.tracker,
-                     run_name=run_name or trial.run_name, planned=planned, decided=decided, least=least)
+                     run_name=run_name or trial.run_name, planned=planned, decided=decided, least=least,
+                     seed_steps=seed_steps)
         grid = fitted.grid
         self.run_ids, self.failures, self.interrupted = fitted.run_ids, fitted.failures, fitted.interrupted
         self.accounting.add_fit(grid, fitted.slots)

@@ -1,20 +1,29 @@
 """A job's progress line: seeds done of planned, trials running, decisions so far, elapsed and an ETA.
 
 On a terminal the line is redrawn in place (``tqdm``); in a log (stdout not a terminal) it is a plain
-line, written when a seed ends and at most every ``LOG_EVERY`` seconds otherwise. The ETA comes from the
-measured speed of the job: seeds done per second of wall time since the fit started (so it accounts for
-the trials running at once), applied to the seeds still to do, where a running seed counts as done by
-the share of its schedule it has trained (its last report's ``step`` over ``train.train_steps``). Counting
-finished seeds only, the ETA of the default sweep swung from -15% to +97% of the real end between two
-finishes (a seed runs for minutes); with the running share it stayed within 15% once a seed had finished
-(RESULTS.md, 2026-12-03). A resumed fit counts the seeds its restored trials had done and measures its
-own speed. Ray Tune's own trial table is printed at most once a minute (``slow_ray_table``).
+line, written when a seed ends and at most every ``LOG_EVERY`` seconds otherwise. The ETA is the
+training left at the job's measured speed. The speed is the steps the job's seeds have trained per
+second of wall time since the fit started (so it accounts for the trials running at once), read from
+each trial's reports (``step``; a seed that stopped early, solved, counts the steps to its stop,
+``val/stopped_at_step``, not the carried-forward reports after it). The training left is each running
+seed's schedule less what it trained, and each seed still to start at the mean schedule of the job's
+seeds (``seed_steps``, or the mean over the trials the job holds): a cell of 100k steps weighs four
+of 27k. A trial without a schedule (a command trial) is one unit of work that is done when it ends.
+
+The ETA is a range when the job can end sooner than its plan. Seeds that stop once solved
+(``stop_after_success``): the low end has every seed left stop at the mean share of its schedule the
+seeds that stopped early trained, the high end every one run to its schedule's end; no ETA can say
+which seeds will be solved before they are (the default sweep ran its failing seeds first: its one-value
+ETA read +41% at 15 min of 23, RESULTS.md 2026-12-03). Sequential seeds (``least``): the low end has
+every open configuration decided at its fewest seeds (``SequentialReplicates.least_seeds``), the high end
+at ``max``. A resumed fit counts the seeds its restored trials had done and the steps they had trained,
+and measures its own speed. Ray Tune's own trial table is printed at most once a minute
+(``slow_ray_table``).
 
 ``planned`` and ``decided`` are callables, read at every refresh: under sequential seeds the number of
 seeds planned grows as a configuration's verdict asks for more, and a configuration may be decided
 before all its seeds have run. There ``planned`` is the most the job may spend (``max`` seeds for each
-open configuration) and ``least`` the fewest (``SequentialReplicates.least_seeds``: each open
-configuration decided as soon as its design allows), and the ETA is the range between the two.
+open configuration) and ``least`` the fewest.
 """
 
 from __future__ import annotations
@@ -22,43 +31,70 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import dataclass
+from statistics import fmean
 from typing import Any, Callable, Mapping, Optional, TextIO
 
 from ray.tune.experimental import output as ray_output
 from tqdm import tqdm
 
 from tune_jobs.runtime.driver_callbacks import DriverCallback
-from tune_jobs.runtime.trial_config import SEEDS, config_id
+from tune_jobs.runtime.results import STOPPED_AT
+from tune_jobs.runtime.trial_config import RUN, SEEDS, config_id
 
 logger = logging.getLogger(__name__)
 
 LOG_EVERY = 60.0
 """Seconds between two plain progress lines in a log when no seed ended in between."""
-RUNNING_SHARE_CAP = 0.99
-"""Largest share of a seed a running trial counts for (it is done only when it ends)."""
 RAY_TABLE_SECONDS = 60
 """Seconds between two of Ray Tune's trial tables (Ray 2.60 prints one every 30 s)."""
+ENDED = ("TERMINATED", "ERROR")
+"""Tune's statuses of a trial that will train no more."""
 
 
-def eta_seconds(done: float, planned: int, elapsed: float, before: float = 0.0) -> Optional[float]:
-    """Seconds left at the measured speed, ``(planned - done) * elapsed / (done - before)`` (``done``
-    may count running seeds by the share they trained; ``before``: seeds a resumed job had done before
-    this fit, which took none of ``elapsed``); 0 when nothing is left; None before any progress."""
-    if done >= planned:
+def eta_seconds(left: float, trained: float, elapsed: float) -> Optional[float]:
+    """Seconds to train ``left`` at the measured speed, ``left * elapsed / trained`` (``trained``: the
+    work done in ``elapsed`` seconds, in the unit of ``left``, steps); 0 when nothing is left; None
+    before any progress."""
+    if left <= 0:
         return 0.0
-    if done - before <= 0 or elapsed <= 0:
+    if trained <= 0 or elapsed <= 0:
         return None
-    return (planned - done) * elapsed / (done - before)
+    return left * elapsed / trained
 
 
-def schedule_share(config: Mapping[str, Any], result: Mapping[str, Any]) -> float:
-    """The share of its schedule a running trial has trained, from its last report: ``(step + 1) /
-    train.train_steps`` (0-based steps), capped below 1 (a seed is done when its trial ends); 0 when the
-    report has no ``step`` or the config no ``train.train_steps`` (a command trial)."""
-    step, total = result.get("step"), (config.get("train") or {}).get("train_steps")
-    if not isinstance(step, (int, float)) or not isinstance(total, (int, float)) or total <= 0:
-        return 0.0
-    return min(max((float(step) + 1.0) / float(total), 0.0), RUNNING_SHARE_CAP)
+def schedule_steps(config: Mapping[str, Any]) -> Optional[float]:
+    """The steps a seed of ``config`` trains at most: ``train.train_steps``, or ``run.max_steps`` where
+    smaller; None for a config without a schedule (a command trial)."""
+    total = (config.get("train") or {}).get("train_steps")
+    if not isinstance(total, (int, float)) or total <= 0:
+        return None
+    cap = (config.get(RUN) or {}).get("max_steps")
+    return float(min(total, cap)) if isinstance(cap, (int, float)) and cap > 0 else float(total)
+
+
+def steps_trained(result: Mapping[str, Any]) -> Optional[float]:
+    """The steps a seed has trained by ``result`` (one of its reports): ``step + 1`` (0-based steps), or
+    the steps to its stop in a report carried forward after it stopped solved (``val/stopped_at_step``
+    + 1); None when the report has no step."""
+    step = result.get(STOPPED_AT, result.get("step"))
+    return float(step) + 1.0 if isinstance(step, (int, float)) else None
+
+
+@dataclass
+class Work:
+    """One trial's work, per seed: its schedule (``size``, steps; 1 for a trial without one) and what it
+    has trained (``trained``, steps; a trial without a schedule is 0 until it ends, then 1)."""
+    seeds: int
+    size: float
+    trained: float = 0.0
+    ended: bool = False
+    stopped_early: bool = False
+    """It ended, solved, before its schedule's end (``stop_after_success``)."""
+
+    @property
+    def share(self) -> float:
+        return min(self.trained / self.size, 1.0)
 
 
 def all_seeds_done(per_config: Callable[[], int]) -> Callable[[Mapping[str, int]], int]:
@@ -71,8 +107,8 @@ def progress_line(done: int, planned: int, running: int, decisions: Optional[int
                   eta: Optional[float], eta_least: Optional[float] = None) -> str:
     """'seeds 4/12, 2 running, 1 decision, elapsed 02:10, ETA 04:20' (no decision count when
     ``decisions`` is None; ETA '?' before a speed is measured; times as ``tqdm.format_interval`` writes
-    them: [H:]MM:SS). With ``eta_least`` below ``eta`` (sequential seeds: the ETA if every open
-    configuration is decided at its fewest seeds) the ETA is a range: 'ETA 20:00 to 1:20:00'."""
+    them: [H:]MM:SS). With ``eta_least`` below ``eta`` (the job may end sooner than planned: seeds that
+    stop once solved, sequential seeds) the ETA is a range: 'ETA 20:00 to 1:20:00'."""
     parts = [f"seeds {done}/{planned}", f"{running} running"]
     if decisions is not None:
         parts.append(f"{decisions} decision" + ("" if decisions == 1 else "s"))
@@ -88,7 +124,7 @@ class Progress(DriverCallback):
 
     def __init__(self, key: str, planned: Callable[[], int], decided: Optional[Callable[[Mapping[str, int]], int]],
                  out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 least: Optional[Callable[[], int]] = None) -> None:
+                 least: Optional[Callable[[], int]] = None, seed_steps: Optional[float] = None) -> None:
         super().__init__(key)
         self.planned = planned
         """Seeds planned in all: may change as seeds are added (sequential seeds: the most it may spend)."""
@@ -96,16 +132,18 @@ class Progress(DriverCallback):
         """Seeds the job spends at the least (sequential seeds); None: as planned."""
         self.decided = decided
         """(seeds done per configuration id) -> configurations decided so far (None: not counted)."""
+        self.seed_steps = seed_steps
+        """The mean schedule of a seed still to start, steps; None: the mean over the trials held."""
         self.out = out or sys.stdout
         self.clock = clock
         self.start = clock()
         self.done: dict[str, int] = {}
         """Configuration id -> its seeds done (finished or errored)."""
         self.running = 0
-        self.before: Optional[int] = None
-        """Seeds of trials a resumed fit found already ended (counted at its first hook call)."""
-        self.shares: dict[str, float] = {}
-        """Running trial id -> seeds it stands for x the share of its schedule trained (``schedule_share``)."""
+        self.work: dict[Any, Work] = {}
+        """Trial id -> its work, for every trial the fit has held."""
+        self.before: Optional[float] = None
+        """Steps the restored trials had trained before this fit (counted at its first hook call)."""
         self.last_line = -LOG_EVERY
         self.last_text = ""
         self.bar: Optional[tqdm] = None
@@ -114,21 +152,62 @@ class Progress(DriverCallback):
         """The progress line now."""
         done, planned, elapsed = sum(self.done.values()), self.planned(), self.clock() - self.start
         decisions = None if self.decided is None else self.decided(self.done)
-        trained = done + sum(self.shares.values())
-        least = None if self.least is None else eta_seconds(trained, self.least(), elapsed, self.before or 0)
-        return progress_line(done, planned, self.running, decisions, elapsed,
-                             eta_seconds(trained, planned, elapsed, self.before or 0), least)
+        trained = sum(w.seeds * w.trained for w in self.work.values()) - (self.before or 0.0)
+        open_ = [w for w in self.work.values() if not w.ended]  # running, or created and pending
+        busy = done + sum(w.seeds for w in open_)
+        sizes = [w.size for w in self.work.values()]
+        mean_size = self.seed_steps if self.seed_steps else (fmean(sizes) if sizes else 1.0)
+        early = [w.share for w in self.work.values() if w.stopped_early]
+        low_share = fmean(early) if early else 1.0
+
+        def left(seeds: int, share: float) -> float:
+            """Steps left if ``seeds`` in all are trained and each stops at ``share`` of its schedule."""
+            own = sum(w.seeds * max(share * w.size - w.trained, 0.0) for w in open_)
+            return own + max(seeds - busy, 0) * share * mean_size
+
+        eta = eta_seconds(left(planned, 1.0), trained, elapsed)
+        least = self.least() if self.least is not None else planned
+        eta_least = eta_seconds(left(least, low_share), trained, elapsed) \
+            if (early or self.least is not None) else None
+        return progress_line(done, planned, self.running, decisions, elapsed, eta, eta_least)
 
     def count_restored(self, trials: list) -> None:
-        """At the first hook call, count the seeds of trials already ended (a resumed fit: Tune calls
-        no completion hook for them), so the line reads the job's seeds and the ETA this fit's speed."""
+        """At the first hook call, count the seeds of trials already ended and the steps every restored
+        trial had trained (a resumed fit: Tune calls no completion hook for the ended ones), so the line
+        reads the job's seeds and the ETA this fit's speed."""
         if self.before is not None:
             return
-        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
-        for trial in ended:
-            key = config_id(trial.config)
-            self.done[key] = self.done.get(key, 0) + _seed_count(trial)
-        self.before = sum(_seed_count(t) for t in ended)
+        for trial in trials:
+            work = self.track(trial)
+            result = getattr(trial, "last_result", None) or {}
+            self.record(work, trial.config, result)
+            if trial.status in ENDED:
+                self.finish(trial, work)
+        self.before = sum(w.seeds * w.trained for w in self.work.values())
+
+    def track(self, trial: Any) -> Work:
+        """The work of ``trial``, added when first seen."""
+        key = _trial_key(trial)
+        if key not in self.work:
+            self.work[key] = Work(seeds=_seed_count(trial), size=schedule_steps(trial.config) or 1.0)
+        return self.work[key]
+
+    @staticmethod
+    def record(work: Work, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        """What a report says ``work`` has trained (a trial without a schedule: nothing until it ends)."""
+        steps = steps_trained(result) if schedule_steps(config) is not None else None
+        if steps is not None:
+            work.trained = max(work.trained, min(steps, work.size))
+
+    def finish(self, trial: Any, work: Work) -> None:
+        """``trial`` ended: its seeds are done; one that stopped before its schedule's end, not by an
+        error, stopped early, solved."""
+        if schedule_steps(trial.config) is None:
+            work.trained = work.size
+        work.stopped_early = trial.status == "TERMINATED" and work.trained < work.size
+        work.ended = True
+        key = config_id(trial.config)
+        self.done[key] = self.done.get(key, 0) + work.seeds
 
     def show(self, changed: bool = False) -> None:
         """Redraw the line on a terminal; in a log, write it when ``changed`` or ``LOG_EVERY`` s passed."""
@@ -148,6 +227,7 @@ class Progress(DriverCallback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.count_restored(trials)
+        self.track(trial)
         self.running = _running(trials)
         self.show()
 
@@ -158,7 +238,8 @@ class Progress(DriverCallback):
         self._ended(trials, trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self.shares[trial.trial_id] = _seed_count(trial) * schedule_share(trial.config, result)
+        self.count_restored(trials)
+        self.record(self.track(trial), trial.config, result)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.count_restored(trials)
@@ -174,11 +255,16 @@ class Progress(DriverCallback):
 
     def _ended(self, trials: list, trial: Any) -> None:
         self.count_restored([t for t in trials if t is not trial])
-        key = config_id(trial.config)
-        self.done[key] = self.done.get(key, 0) + _seed_count(trial)
-        self.shares.pop(getattr(trial, "trial_id", None), None)
+        work = self.track(trial)
+        if not work.ended:
+            self.finish(trial, work)
         self.running = _running(trials)
         self.show(changed=True)
+
+
+def _trial_key(trial: Any) -> Any:
+    """A trial's key in ``Progress.work``: its Tune trial id (the object's identity for a stand-in without one)."""
+    return getattr(trial, "trial_id", None) or id(trial)
 
 
 def _seed_count(trial: Any) -> int:

@@ -65,6 +65,8 @@ def trial_table(grid: ResultGrid, trial: Trial, interrupted: Collection[str] = (
 
 CARRIED = "val/carried_forward"
 """Metric marking a report that carries a solved seed's last values to its schedule's end (``trials.addition``)."""
+STOPPED_AT = "val/stopped_at_step"
+"""Metric of a carried-forward report: the 0-based step its seed stopped at, solved (``trials.addition``)."""
 
 
 def curve_table(grid: ResultGrid, trial: Trial) -> pd.DataFrame:

@@ -113,11 +113,12 @@ class Fitted:
 def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], searcher: Searcher, num_samples: int, *,
         name: str, tracker: SweepTracker, run_name: Callable[[dict], str] = default_run_name,
         planned: Callable[[], int] | None = None, decided: Callable[[Mapping[str, int]], int] | None = None,
-        least: Callable[[], int] | None = None) -> Fitted:
+        least: Callable[[], int] | None = None, seed_steps: float | None = None) -> Fitted:
     """Run ``trial`` on the configs ``searcher`` suggests, each mirrored into MLflow under ``tracker``'s
     parent run (see the module doc), with a progress line (``runtime.progress``): ``planned()`` seeds in
     all (default ``num_samples`` x ``seeds_per_trial``; ``least()`` at the least, under sequential seeds:
-    the ETA is then a range), ``decided(seeds done per configuration)``
+    the ETA is then a range; ``seed_steps``: the mean schedule of a seed, steps, where the configurations'
+    schedules differ), ``decided(seeds done per configuration)``
     configurations decided so far (without it, no decision count is shown); both are read at every refresh
     and may change as seeds are added. The settings were checked against the trial (``check_trial``)
     before the parent run opened.
@@ -142,7 +143,7 @@ def fit(settings: RunSettings, trial: Trial, param_space: dict[str, Any], search
     trainable = tune.with_resources(trainable, trial_resources(settings))
     mlflow_runs, statuses = MlflowTrialRuns(tracker, run_name), TrialStatuses(name)
     planned = planned or (lambda: num_samples * settings.seeds_per_trial)
-    progress = Progress(name, planned, decided, least=least)
+    progress = Progress(name, planned, decided, least=least, seed_steps=seed_steps)
     slow_ray_table()
     with bound([mlflow_runs, statuses, progress]):
         tuner = _restored(storage, name, trainable, param_space) if settings.resume else tune.Tuner(

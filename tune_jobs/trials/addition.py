@@ -31,6 +31,7 @@ from trainables.addition.train import BEST_CHECKPOINT, LAST_CHECKPOINT, stop_whe
 from trainables.provenance import provenance
 from tune_jobs.runtime.ray_session import node_tags
 from tune_jobs.runtime.replicates import is_stacked
+from tune_jobs.runtime.results import CARRIED, STOPPED_AT
 from tune_jobs.runtime.searcher import OBJECTIVE
 from tune_jobs.runtime.trial import Trial, TrialContext, checkpoint_interval, short_number
 from tune_jobs.runtime.trial_config import config_id, run_settings, seed_of, seeds_of
@@ -113,7 +114,7 @@ def carried_forward(last: dict[str, Any], train_steps: int, eval_interval: int,
     if step >= final or not last.get("success") or (max_steps is not None and step >= int(max_steps) - 1):
         return []
     steps = [*range((step // eval_interval + 1) * eval_interval, final, eval_interval), final]
-    return [{**last, "step": s, "val/carried_forward": 1.0, "val/stopped_at_step": float(step)} for s in steps]
+    return [{**last, "step": s, CARRIED: 1.0, STOPPED_AT: float(step)} for s in steps]
 
 
 def stacked_body(config: dict[str, Any], context: TrialContext) -> None:

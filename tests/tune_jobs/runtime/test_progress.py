@@ -1,5 +1,6 @@
 """The progress line: seeds done of planned, trials running, decisions, elapsed and an ETA from the
-measured speed; in place on a terminal, plain lines in a log. Stand-in trials, no Ray started."""
+measured speed in steps; a range where seeds stop once solved or sequential seeds may end the job
+sooner; in place on a terminal, plain lines in a log. Stand-in trials, no Ray started."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import pytest
 from ray.tune.experimental import output as ray_output
 
 from tune_jobs.runtime.progress import (LOG_EVERY, Progress, all_seeds_done, eta_seconds, progress_line,
-                                        schedule_share, slow_ray_table)
+                                        schedule_steps, slow_ray_table, steps_trained)
 
 
-def test_eta_is_the_seeds_left_at_the_measured_speed():
-    assert eta_seconds(done=4, planned=12, elapsed=100.0) == 200.0  # 25 s a seed -> 8 left
-    assert eta_seconds(done=3, planned=9, elapsed=90.0) == 180.0
-    assert eta_seconds(done=0, planned=12, elapsed=100.0) is None  # no speed measured yet
-    assert eta_seconds(done=12, planned=12, elapsed=100.0) == 0.0
+def test_eta_is_the_work_left_at_the_measured_speed():
+    assert eta_seconds(left=8, trained=4, elapsed=100.0) == 200.0  # 25 s a unit -> 8 left
+    assert eta_seconds(left=6000, trained=3000, elapsed=90.0) == 180.0
+    assert eta_seconds(left=8, trained=0, elapsed=100.0) is None  # no speed measured yet
+    assert eta_seconds(left=0, trained=12, elapsed=100.0) == 0.0
 
 
 def test_the_line_reads_counts_and_times():
@@ -78,43 +79,94 @@ def test_under_sequential_seeds_the_eta_spans_the_fewest_to_the_most_seeds():
     a0.status = "TERMINATED"
     progress.on_trial_complete(1, [a0, a1], a0)  # 1 seed in 100 s: 8 to 35 seeds left
     assert progress.line() == "seeds 1/36, 1 running, elapsed 01:40, ETA 13:20 to 58:20"
-    plan["most"] = plan["least"] = 1  # every configuration decided
+    plan["most"] = plan["least"] = 2  # every configuration decided at the seeds that ran
+    assert progress.line().endswith("ETA 01:40")  # the running seed still trains
+    a1.status = "TERMINATED"
+    progress.on_trial_complete(2, [a0, a1], a1)
     assert progress.line().endswith("ETA 00:00")
 
 
-def test_a_running_seed_counts_by_the_share_of_its_schedule_it_trained():
-    assert schedule_share({"train": {"train_steps": 1000}}, {"step": 499}) == 0.5
-    assert schedule_share({"train": {"train_steps": 1000}}, {"step": 999}) == 0.99  # done only when it ends
-    assert schedule_share({"train": {"train_steps": 1000}}, {"objective": 1.0}) == 0.0  # no step reported
-    assert schedule_share({"command": {}}, {"step": 10}) == 0.0  # no schedule to read
+def test_a_seeds_schedule_and_the_steps_it_trained_come_from_its_config_and_reports():
+    assert schedule_steps({"train": {"train_steps": 1000}}) == 1000
+    assert schedule_steps({"train": {"train_steps": 1000}, "run": {"max_steps": 300}}) == 300  # STEPS=300
+    assert schedule_steps({"train": {"train_steps": 200}, "run": {"max_steps": 300}}) == 200
+    assert schedule_steps({"command": {}}) is None  # a command trial: no schedule
+    assert steps_trained({"step": 499}) == 500  # 0-based steps
+    assert steps_trained({"step": 999, "val/stopped_at_step": 399.0}) == 400  # carried forward past its stop
+    assert steps_trained({"objective": 1.0}) is None
+
+
+def scheduled(name: str, trial_id: str, seeds: list[int], steps: int = 1000) -> SimpleNamespace:
+    """A stand-in trial of configuration ``name`` with a schedule of ``steps``."""
+    t = trial(name, seeds)
+    t.trial_id, t.config["train"] = trial_id, {"train_steps": steps}
+    return t
+
+
+def test_a_running_seed_counts_by_the_steps_it_trained():
     clock, out = Clock(), io.StringIO()
     progress = Progress("job", lambda: 4, None, out=out, clock=clock)
-    a0, a1 = trial("a", [0]), trial("a", [1, 2])
-    a0.trial_id, a1.trial_id = "t0", "t1"
-    for t in (a0, a1):
-        t.config["train"] = {"train_steps": 1000}
+    a0, a1 = scheduled("a", "t0", [0]), scheduled("a", "t1", [1, 2])
     progress.on_trial_start(0, [a0, a1], a0)
     clock.now = 100.0
     progress.on_trial_result(1, [a0, a1], a0, {"step": 499})  # half of one seed in 100 s
     progress.on_trial_result(1, [a0, a1], a1, {"step": 249})  # a quarter of each of two stacked seeds
-    assert progress.line() == "seeds 0/4, 2 running, elapsed 01:40, ETA 05:00"  # 1 seed in 100 s, 3 left
+    assert progress.line() == "seeds 0/4, 2 running, elapsed 01:40, ETA 05:00"  # 1,000 steps in 100 s, 3,000 left
+    progress.on_trial_result(2, [a0, a1], a0, {"step": 999})
     a0.status = "TERMINATED"
-    progress.on_trial_complete(2, [a0, a1], a0)  # its share becomes a whole seed done
-    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 02:46"  # 1.5 in 100 s, 2.5 left
+    progress.on_trial_complete(2, [a0, a1], a0)  # ran its whole schedule: one value, no range
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 02:46"  # 1,500 in 100 s, 2,500 left
+
+
+def test_seeds_of_different_schedules_weigh_their_steps():
+    clock, out = Clock(), io.StringIO()
+    # two cells, of 1,000 and 3,000 steps, two seeds each: a seed still to start weighs the mean, 2,000
+    progress = Progress("job", lambda: 4, None, out=out, clock=clock, seed_steps=2000.0)
+    short, long_ = scheduled("a", "t0", [0], 1000), scheduled("b", "t1", [0], 3000)
+    progress.on_trial_start(0, [short, long_], short)
+    clock.now = 100.0
+    progress.on_trial_result(1, [short, long_], short, {"step": 999})
+    progress.on_trial_result(1, [short, long_], long_, {"step": 999})
+    short.status = "TERMINATED"
+    progress.on_trial_complete(1, [short, long_], short)
+    # 2,000 steps in 100 s; left: 2,000 of the long seed and 2 x 2,000 to start -> 300 s (seeds: 150 s)
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 05:00"
+
+
+def test_seeds_that_stop_once_solved_make_the_eta_a_range():
+    clock, out = Clock(), io.StringIO()
+    progress = Progress("job", lambda: 4, None, out=out, clock=clock)
+    a0, a1 = scheduled("a", "t0", [0]), scheduled("b", "t1", [0])
+    progress.on_trial_start(0, [a0, a1], a0)
+    clock.now = 100.0
+    progress.on_trial_result(1, [a0, a1], a0, {"step": 499})
+    progress.on_trial_result(1, [a0, a1], a0, {"step": 999, "val/stopped_at_step": 499.0})  # carried forward
+    progress.on_trial_result(1, [a0, a1], a1, {"step": 99})
+    a0.status = "TERMINATED"
+    progress.on_trial_complete(1, [a0, a1], a0)  # solved at half its schedule
+    # 600 steps in 100 s. At most: 900 of a1 and 2 x 1,000 to start (2,900: 483 s); at the least each
+    # seed left stops at half its schedule as a0 did: 400 of a1 and 2 x 500 (1,400: 233 s)
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 03:53 to 08:03"
+    a1.status = "ERROR"  # a crash is no early stop: the low end still reads a0's half
+    progress.on_trial_error(2, [a0, a1], a1)
+    # 600 steps in 100 s; 2 x 500 (167 s) or 2 x 1,000 (333 s) left
+    assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 02:46 to 05:33"
 
 
 def test_a_resumed_fit_counts_the_seeds_done_before_it_and_its_own_speed():
     clock, out = Clock(), io.StringIO()
     progress = Progress("job", lambda: 4, None, out=out, clock=clock)
-    a0, a1 = trial("a", [0], status="TERMINATED"), trial("a", [1])  # a0 ended before the restore
-    a1.trial_id, a1.config["train"] = "t1", {"train_steps": 1000}
+    a0, a1 = scheduled("a", "t0", [0]), scheduled("a", "t1", [1])
+    a0.status, a0.last_result = "TERMINATED", {"step": 999}  # ended before the restore
+    a1.last_result = {"step": 199}  # had trained 200 steps before the restore: not this fit's speed
     progress.on_step_end(0, [a0, a1])
     clock.now = 100.0
-    progress.on_trial_result(1, [a0, a1], a1, {"step": 499})
-    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 08:20"  # half a seed in 100 s, 2.5 left
+    progress.on_trial_result(1, [a0, a1], a1, {"step": 699})
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 07:40"  # 500 in 100 s, 300 + 2 x 1,000 left
+    progress.on_trial_result(2, [a0, a1], a1, {"step": 999})
     a1.status = "TERMINATED"
     progress.on_trial_complete(2, [a0, a1], a1)
-    assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 03:20"
+    assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 04:10"  # 800 in 100 s, 2,000 left
 
 
 def test_on_a_terminal_the_line_is_redrawn_in_place():
