@@ -182,7 +182,7 @@ class Progress(DriverCallback):
             result = getattr(trial, "last_result", None) or {}
             self.record(work, trial.config, result)
             if trial.status in ENDED:
-                self.finish(trial, work)
+                self.finish(trial, work, errored=trial.status == "ERROR")
         self.before = sum(w.seeds * w.trained for w in self.work.values())
 
     def track(self, trial: Any) -> Work:
@@ -199,12 +199,12 @@ class Progress(DriverCallback):
         if steps is not None:
             work.trained = max(work.trained, min(steps, work.size))
 
-    def finish(self, trial: Any, work: Work) -> None:
+    def finish(self, trial: Any, work: Work, errored: bool) -> None:
         """``trial`` ended: its seeds are done; one that stopped before its schedule's end, not by an
         error, stopped early, solved."""
         if schedule_steps(trial.config) is None:
             work.trained = work.size
-        work.stopped_early = trial.status == "TERMINATED" and work.trained < work.size
+        work.stopped_early = not errored and work.trained < work.size
         work.ended = True
         key = config_id(trial.config)
         self.done[key] = self.done.get(key, 0) + work.seeds
@@ -232,10 +232,10 @@ class Progress(DriverCallback):
         self.show()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._ended(trials, trial)
+        self._ended(trials, trial, errored=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._ended(trials, trial)
+        self._ended(trials, trial, errored=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.count_restored(trials)
@@ -253,12 +253,15 @@ class Progress(DriverCallback):
             self.bar.close()
             self.bar = None
 
-    def _ended(self, trials: list, trial: Any) -> None:
-        self.count_restored([t for t in trials if t is not trial])
+    def _ended(self, trials: list, trial: Any, errored: bool) -> None:
+        """Tune calls its completion and error hooks before it sets the trial's status (Ray 2.60: still
+        RUNNING in ``on_trial_complete``): the hook, not the status, says how it ended."""
+        others = [t for t in trials if t is not trial]
+        self.count_restored(others)
         work = self.track(trial)
         if not work.ended:
-            self.finish(trial, work)
-        self.running = _running(trials)
+            self.finish(trial, work, errored)
+        self.running = _running(others)
         self.show(changed=True)
 
 

@@ -54,11 +54,11 @@ def test_the_callback_counts_seeds_decisions_and_prints_plain_lines_in_a_log():
     clock.now = 10.0
     progress.on_step_end(1, [a0, a1, b0])  # nothing ended, under LOG_EVERY since the last line: no line
     clock.now = 30.0
-    a0.status = "TERMINATED"
     progress.on_trial_complete(2, [a0, a1, b0], a0)
+    a0.status = "TERMINATED"  # Tune sets it after the hook
     clock.now = 60.0
-    a1.status = "ERROR"  # a stacked trial of 2 seeds that crashed: both are done
     progress.on_trial_error(3, [a0, a1, b0], a1)
+    a1.status = "ERROR"  # a stacked trial of 2 seeds that crashed: both are done
     plan["seeds"] = 8  # sequential seeds asked for two more
     clock.now = 60.0 + LOG_EVERY
     progress.on_step_end(4, [a0, a1, b0])
@@ -76,13 +76,13 @@ def test_under_sequential_seeds_the_eta_spans_the_fewest_to_the_most_seeds():
     a0, a1 = trial("a", [0]), trial("b", [0])
     progress.on_trial_start(0, [a0, a1], a0)
     clock.now = 100.0
-    a0.status = "TERMINATED"
     progress.on_trial_complete(1, [a0, a1], a0)  # 1 seed in 100 s: 8 to 35 seeds left
+    a0.status = "TERMINATED"  # Tune sets it after the hook
     assert progress.line() == "seeds 1/36, 1 running, elapsed 01:40, ETA 13:20 to 58:20"
     plan["most"] = plan["least"] = 2  # every configuration decided at the seeds that ran
     assert progress.line().endswith("ETA 01:40")  # the running seed still trains
-    a1.status = "TERMINATED"
     progress.on_trial_complete(2, [a0, a1], a1)
+    a1.status = "TERMINATED"  # Tune sets it after the hook
     assert progress.line().endswith("ETA 00:00")
 
 
@@ -113,8 +113,8 @@ def test_a_running_seed_counts_by_the_steps_it_trained():
     progress.on_trial_result(1, [a0, a1], a1, {"step": 249})  # a quarter of each of two stacked seeds
     assert progress.line() == "seeds 0/4, 2 running, elapsed 01:40, ETA 05:00"  # 1,000 steps in 100 s, 3,000 left
     progress.on_trial_result(2, [a0, a1], a0, {"step": 999})
-    a0.status = "TERMINATED"
     progress.on_trial_complete(2, [a0, a1], a0)  # ran its whole schedule: one value, no range
+    a0.status = "TERMINATED"  # Tune sets it after the hook
     assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 02:46"  # 1,500 in 100 s, 2,500 left
 
 
@@ -127,8 +127,8 @@ def test_seeds_of_different_schedules_weigh_their_steps():
     clock.now = 100.0
     progress.on_trial_result(1, [short, long_], short, {"step": 999})
     progress.on_trial_result(1, [short, long_], long_, {"step": 999})
-    short.status = "TERMINATED"
     progress.on_trial_complete(1, [short, long_], short)
+    short.status = "TERMINATED"  # Tune sets it after the hook
     # 2,000 steps in 100 s; left: 2,000 of the long seed and 2 x 2,000 to start -> 300 s (seeds: 150 s)
     assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 05:00"
 
@@ -142,13 +142,13 @@ def test_seeds_that_stop_once_solved_make_the_eta_a_range():
     progress.on_trial_result(1, [a0, a1], a0, {"step": 499})
     progress.on_trial_result(1, [a0, a1], a0, {"step": 999, "val/stopped_at_step": 499.0})  # carried forward
     progress.on_trial_result(1, [a0, a1], a1, {"step": 99})
-    a0.status = "TERMINATED"
     progress.on_trial_complete(1, [a0, a1], a0)  # solved at half its schedule
+    a0.status = "TERMINATED"  # Tune sets it after the hook
     # 600 steps in 100 s. At most: 900 of a1 and 2 x 1,000 to start (2,900: 483 s); at the least each
     # seed left stops at half its schedule as a0 did: 400 of a1 and 2 x 500 (1,400: 233 s)
     assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 03:53 to 08:03"
-    a1.status = "ERROR"  # a crash is no early stop: the low end still reads a0's half
     progress.on_trial_error(2, [a0, a1], a1)
+    a1.status = "ERROR"  # a crash is no early stop: the low end still reads a0's half
     # 600 steps in 100 s; 2 x 500 (167 s) or 2 x 1,000 (333 s) left
     assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 02:46 to 05:33"
 
@@ -164,8 +164,8 @@ def test_a_resumed_fit_counts_the_seeds_done_before_it_and_its_own_speed():
     progress.on_trial_result(1, [a0, a1], a1, {"step": 699})
     assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 07:40"  # 500 in 100 s, 300 + 2 x 1,000 left
     progress.on_trial_result(2, [a0, a1], a1, {"step": 999})
-    a1.status = "TERMINATED"
     progress.on_trial_complete(2, [a0, a1], a1)
+    a1.status = "TERMINATED"  # Tune sets it after the hook
     assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 04:10"  # 800 in 100 s, 2,000 left
 
 
@@ -179,8 +179,8 @@ def test_on_a_terminal_the_line_is_redrawn_in_place():
     only = trial("a", [0])
     progress.on_trial_start(0, [only], only)
     clock.now = 42.0
-    only.status = "TERMINATED"
     progress.on_trial_complete(1, [only], only)
+    only.status = "TERMINATED"  # Tune sets it after the hook
     progress.on_experiment_end([only])
     text = out.getvalue()
     assert "\r" in text and text.count("\n") == 1  # one line, redrawn, closed at the end
