@@ -3,7 +3,8 @@
 On a terminal the line is redrawn in place (``tqdm``); in a log (stdout not a terminal) it is a plain
 line, written when a seed ends and at most every ``LOG_EVERY`` seconds otherwise. The ETA is the
 training left at the job's measured speed. The speed is the steps the job's seeds have trained per
-second of wall time since the fit started (so it accounts for the trials running at once), read from
+second of wall time since the fit's first report of steps (so it accounts for the trials running at
+once, and not for Ray's start and the first compile, which made the first minutes' ETA read 6x), read from
 each trial's reports (``step``; a seed that stopped early, solved, counts the steps to its stop,
 ``val/stopped_at_step``, not the carried-forward reports after it). The training left is each running
 seed's schedule less what it trained, and each seed still to start at the mean schedule of the job's
@@ -48,6 +49,9 @@ LOG_EVERY = 60.0
 """Seconds between two plain progress lines in a log when no seed ended in between."""
 RAY_TABLE_SECONDS = 60
 """Seconds between two of Ray Tune's trial tables (Ray 2.60 prints one every 30 s)."""
+MEASURE_SECONDS = 30.0
+"""Seconds of reports a speed is measured over before the line gives an ETA (a first report or two
+moments apart gave 'ETA 627:32:32' in a replay of the default sweep)."""
 ENDED = ("TERMINATED", "ERROR")
 """Tune's statuses of a trial that will train no more."""
 
@@ -144,6 +148,10 @@ class Progress(DriverCallback):
         """Trial id -> its work, for every trial the fit has held."""
         self.before: Optional[float] = None
         """Steps the restored trials had trained before this fit (counted at its first hook call)."""
+        self.origin: Optional[tuple[float, float]] = None
+        """(clock, steps trained by then) at the fit's first report of steps: the speed is measured from
+        there, not from the fit's start, so Ray's start and the first compile do not count as slowness
+        (the default sweep's first line read 'ETA 2:01:02' at 1 min for a 20-minute sweep)."""
         self.last_line = -LOG_EVERY
         self.last_text = ""
         self.bar: Optional[tqdm] = None
@@ -152,7 +160,10 @@ class Progress(DriverCallback):
         """The progress line now."""
         done, planned, elapsed = sum(self.done.values()), self.planned(), self.clock() - self.start
         decisions = None if self.decided is None else self.decided(self.done)
-        trained = sum(w.seeds * w.trained for w in self.work.values()) - (self.before or 0.0)
+        since, base = self.origin or (self.start, self.before or 0.0)
+        trained, measured = self.total() - base, self.clock() - since
+        if self.origin is not None and measured < MEASURE_SECONDS:
+            trained = 0.0  # too short to measure a speed: ETA '?'
         open_ = [w for w in self.work.values() if not w.ended]  # running, or created and pending
         busy = done + sum(w.seeds for w in open_)
         sizes = [w.size for w in self.work.values()]
@@ -165,9 +176,9 @@ class Progress(DriverCallback):
             own = sum(w.seeds * max(share * w.size - w.trained, 0.0) for w in open_)
             return own + max(seeds - busy, 0) * share * mean_size
 
-        eta = eta_seconds(left(planned, 1.0), trained, elapsed)
+        eta = eta_seconds(left(planned, 1.0), trained, measured)
         least = self.least() if self.least is not None else planned
-        eta_least = eta_seconds(left(least, low_share), trained, elapsed) \
+        eta_least = eta_seconds(left(least, low_share), trained, measured) \
             if (early or self.least is not None) else None
         return progress_line(done, planned, self.running, decisions, elapsed, eta, eta_least)
 
@@ -183,7 +194,11 @@ class Progress(DriverCallback):
             self.record(work, trial.config, result)
             if trial.status in ENDED:
                 self.finish(trial, work, errored=trial.status == "ERROR")
-        self.before = sum(w.seeds * w.trained for w in self.work.values())
+        self.before = self.total()
+
+    def total(self) -> float:
+        """Steps trained by every seed the fit has held (a trial without a schedule: 1 when it ends)."""
+        return sum(w.seeds * w.trained for w in self.work.values())
 
     def track(self, trial: Any) -> Work:
         """The work of ``trial``, added when first seen."""
@@ -240,6 +255,8 @@ class Progress(DriverCallback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.count_restored(trials)
         self.record(self.track(trial), trial.config, result)
+        if self.origin is None and steps_trained(result) is not None and schedule_steps(trial.config) is not None:
+            self.origin = (self.clock(), self.total())
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.count_restored(trials)

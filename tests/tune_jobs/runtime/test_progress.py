@@ -103,19 +103,25 @@ def scheduled(name: str, trial_id: str, seeds: list[int], steps: int = 1000) -> 
     return t
 
 
-def test_a_running_seed_counts_by_the_steps_it_trained():
+def test_a_running_seed_counts_by_the_steps_it_trained_measured_from_the_first_report():
     clock, out = Clock(), io.StringIO()
     progress = Progress("job", lambda: 4, None, out=out, clock=clock)
     a0, a1 = scheduled("a", "t0", [0]), scheduled("a", "t1", [1, 2])
     progress.on_trial_start(0, [a0, a1], a0)
-    clock.now = 100.0
-    progress.on_trial_result(1, [a0, a1], a0, {"step": 499})  # half of one seed in 100 s
-    progress.on_trial_result(1, [a0, a1], a1, {"step": 249})  # a quarter of each of two stacked seeds
-    assert progress.line() == "seeds 0/4, 2 running, elapsed 01:40, ETA 05:00"  # 1,000 steps in 100 s, 3,000 left
-    progress.on_trial_result(2, [a0, a1], a0, {"step": 999})
-    progress.on_trial_complete(2, [a0, a1], a0)  # ran its whole schedule: one value, no range
+    clock.now = 20.0  # Ray's start and the first compile: not part of the speed
+    progress.on_trial_result(1, [a0, a1], a0, {"step": 99})
+    clock.now = 40.0
+    progress.on_trial_result(2, [a0, a1], a1, {"step": 49})
+    assert progress.line().endswith("ETA ?")  # 20 s of reports: too short to measure a speed
+    clock.now = 120.0
+    progress.on_trial_result(2, [a0, a1], a0, {"step": 599})  # 500 more steps of one seed
+    progress.on_trial_result(2, [a0, a1], a1, {"step": 249})  # 250 of each of two stacked seeds
+    # 1,000 steps in 100 s; left: 400 + 2 x 750 + a fourth seed's 1,000 = 2,900 -> 290 s
+    assert progress.line() == "seeds 0/4, 2 running, elapsed 02:00, ETA 04:50"
+    progress.on_trial_result(3, [a0, a1], a0, {"step": 999})
+    progress.on_trial_complete(3, [a0, a1], a0)  # ran its whole schedule: one value, no range
     a0.status = "TERMINATED"  # Tune sets it after the hook
-    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 02:46"  # 1,500 in 100 s, 2,500 left
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 02:00, ETA 02:58"  # 1,400 in 100 s, 2,500 left
 
 
 def test_seeds_of_different_schedules_weigh_their_steps():
@@ -124,13 +130,16 @@ def test_seeds_of_different_schedules_weigh_their_steps():
     progress = Progress("job", lambda: 4, None, out=out, clock=clock, seed_steps=2000.0)
     short, long_ = scheduled("a", "t0", [0], 1000), scheduled("b", "t1", [0], 3000)
     progress.on_trial_start(0, [short, long_], short)
-    clock.now = 100.0
-    progress.on_trial_result(1, [short, long_], short, {"step": 999})
-    progress.on_trial_result(1, [short, long_], long_, {"step": 999})
-    progress.on_trial_complete(1, [short, long_], short)
-    short.status = "TERMINATED"  # Tune sets it after the hook
-    # 2,000 steps in 100 s; left: 2,000 of the long seed and 2 x 2,000 to start -> 300 s (seeds: 150 s)
-    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 05:00"
+    clock.now = 20.0
+    progress.on_trial_result(1, [short, long_], short, {"step": 199})
+    clock.now = 120.0
+    progress.on_trial_result(2, [short, long_], short, {"step": 999})
+    progress.on_trial_result(2, [short, long_], long_, {"step": 1199})
+    progress.on_trial_complete(2, [short, long_], short)
+    short.status = "TERMINATED"
+    # 2,000 steps in 100 s; left: 1,800 of the long seed and 2 x 2,000 to start -> 290 s (as seeds: 1.7 of
+    # 4 done, 2.3 left at 1.7 a 100 s, 135 s)
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 02:00, ETA 04:50"
 
 
 def test_seeds_that_stop_once_solved_make_the_eta_a_range():
@@ -138,19 +147,21 @@ def test_seeds_that_stop_once_solved_make_the_eta_a_range():
     progress = Progress("job", lambda: 4, None, out=out, clock=clock)
     a0, a1 = scheduled("a", "t0", [0]), scheduled("b", "t1", [0])
     progress.on_trial_start(0, [a0, a1], a0)
-    clock.now = 100.0
-    progress.on_trial_result(1, [a0, a1], a0, {"step": 499})
-    progress.on_trial_result(1, [a0, a1], a0, {"step": 999, "val/stopped_at_step": 499.0})  # carried forward
-    progress.on_trial_result(1, [a0, a1], a1, {"step": 99})
-    progress.on_trial_complete(1, [a0, a1], a0)  # solved at half its schedule
-    a0.status = "TERMINATED"  # Tune sets it after the hook
-    # 600 steps in 100 s. At most: 900 of a1 and 2 x 1,000 to start (2,900: 483 s); at the least each
-    # seed left stops at half its schedule as a0 did: 400 of a1 and 2 x 500 (1,400: 233 s)
-    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 03:53 to 08:03"
-    progress.on_trial_error(2, [a0, a1], a1)
-    a1.status = "ERROR"  # a crash is no early stop: the low end still reads a0's half
+    clock.now = 20.0
+    progress.on_trial_result(1, [a0, a1], a0, {"step": 99})
+    clock.now = 120.0
+    progress.on_trial_result(2, [a0, a1], a0, {"step": 499})
+    progress.on_trial_result(2, [a0, a1], a0, {"step": 999, "val/stopped_at_step": 499.0})  # carried forward
+    progress.on_trial_result(2, [a0, a1], a1, {"step": 199})
+    progress.on_trial_complete(2, [a0, a1], a0)  # solved at half its schedule
+    a0.status = "TERMINATED"
+    # 600 steps in 100 s. At most: 800 of a1 and 2 x 1,000 to start (2,800: 467 s); at the least each
+    # seed left stops at half its schedule as a0 did: 300 of a1 and 2 x 500 (1,300: 217 s)
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 02:00, ETA 03:36 to 07:46"
+    progress.on_trial_error(3, [a0, a1], a1)  # a crash is no early stop: the low end still reads a0's half
+    a1.status = "ERROR"
     # 600 steps in 100 s; 2 x 500 (167 s) or 2 x 1,000 (333 s) left
-    assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 02:46 to 05:33"
+    assert progress.line() == "seeds 2/4, 0 running, elapsed 02:00, ETA 02:46 to 05:33"
 
 
 def test_a_resumed_fit_counts_the_seeds_done_before_it_and_its_own_speed():
@@ -160,13 +171,15 @@ def test_a_resumed_fit_counts_the_seeds_done_before_it_and_its_own_speed():
     a0.status, a0.last_result = "TERMINATED", {"step": 999}  # ended before the restore
     a1.last_result = {"step": 199}  # had trained 200 steps before the restore: not this fit's speed
     progress.on_step_end(0, [a0, a1])
-    clock.now = 100.0
-    progress.on_trial_result(1, [a0, a1], a1, {"step": 699})
-    assert progress.line() == "seeds 1/4, 1 running, elapsed 01:40, ETA 07:40"  # 500 in 100 s, 300 + 2 x 1,000 left
-    progress.on_trial_result(2, [a0, a1], a1, {"step": 999})
-    progress.on_trial_complete(2, [a0, a1], a1)
-    a1.status = "TERMINATED"  # Tune sets it after the hook
-    assert progress.line() == "seeds 2/4, 0 running, elapsed 01:40, ETA 04:10"  # 800 in 100 s, 2,000 left
+    clock.now = 20.0
+    progress.on_trial_result(1, [a0, a1], a1, {"step": 299})
+    clock.now = 120.0
+    progress.on_trial_result(2, [a0, a1], a1, {"step": 799})
+    assert progress.line() == "seeds 1/4, 1 running, elapsed 02:00, ETA 07:20"  # 500 in 100 s, 200 + 2 x 1,000 left
+    progress.on_trial_result(3, [a0, a1], a1, {"step": 999})
+    progress.on_trial_complete(3, [a0, a1], a1)
+    a1.status = "TERMINATED"
+    assert progress.line() == "seeds 2/4, 0 running, elapsed 02:00, ETA 04:45"  # 700 in 100 s, 2,000 left
 
 
 def test_on_a_terminal_the_line_is_redrawn_in_place():
