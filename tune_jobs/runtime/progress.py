@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from tune_jobs.runtime.driver_callbacks import DriverCallback
 from tune_jobs.runtime.results import STOPPED_AT
-from tune_jobs.runtime.trial_config import RUN, SEEDS, config_id
+from tune_jobs.runtime.trial_config import SEEDS, config_id, run_settings, steps_run
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ def schedule_steps(config: Mapping[str, Any]) -> Optional[float]:
     total = (config.get("train") or {}).get("train_steps")
     if not isinstance(total, (int, float)) or total <= 0:
         return None
-    cap = (config.get(RUN) or {}).get("max_steps")
-    return float(min(total, cap)) if isinstance(cap, (int, float)) and cap > 0 else float(total)
+    return float(steps_run(total, run_settings(config)))
 
 
 def steps_trained(result: Mapping[str, Any]) -> Optional[float]:
@@ -91,6 +90,8 @@ class Work:
     has trained (``trained``, steps; a trial without a schedule is 0 until it ends, then 1)."""
     seeds: int
     size: float
+    scheduled: bool
+    """Its config has a schedule (``schedule_steps``): its reports' steps count."""
     trained: float = 0.0
     ended: bool = False
     stopped_early: bool = False
@@ -158,10 +159,10 @@ class Progress(DriverCallback):
 
     def line(self) -> str:
         """The progress line now."""
-        done, planned, elapsed = sum(self.done.values()), self.planned(), self.clock() - self.start
+        now, done, planned = self.clock(), sum(self.done.values()), self.planned()
         decisions = None if self.decided is None else self.decided(self.done)
         since, base = self.origin or (self.start, self.before or 0.0)
-        trained, measured = self.total() - base, self.clock() - since
+        trained, measured = self.total() - base, now - since
         if self.origin is not None and measured < MEASURE_SECONDS:
             trained = 0.0  # too short to measure a speed: ETA '?'
         open_ = [w for w in self.work.values() if not w.ended]  # running, or created and pending
@@ -180,7 +181,7 @@ class Progress(DriverCallback):
         least = self.least() if self.least is not None else planned
         eta_least = eta_seconds(left(least, low_share), trained, measured) \
             if (early or self.least is not None) else None
-        return progress_line(done, planned, self.running, decisions, elapsed, eta, eta_least)
+        return progress_line(done, planned, self.running, decisions, now - self.start, eta, eta_least)
 
     def count_restored(self, trials: list) -> None:
         """At the first hook call, count the seeds of trials already ended and the steps every restored
@@ -191,7 +192,7 @@ class Progress(DriverCallback):
         for trial in trials:
             work = self.track(trial)
             result = getattr(trial, "last_result", None) or {}
-            self.record(work, trial.config, result)
+            self.record(work, result)
             if trial.status in ENDED:
                 self.finish(trial, work, errored=trial.status == "ERROR")
         self.before = self.total()
@@ -204,20 +205,21 @@ class Progress(DriverCallback):
         """The work of ``trial``, added when first seen."""
         key = _trial_key(trial)
         if key not in self.work:
-            self.work[key] = Work(seeds=_seed_count(trial), size=schedule_steps(trial.config) or 1.0)
+            steps = schedule_steps(trial.config)
+            self.work[key] = Work(seeds=_seed_count(trial), size=steps or 1.0, scheduled=steps is not None)
         return self.work[key]
 
     @staticmethod
-    def record(work: Work, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+    def record(work: Work, result: Mapping[str, Any]) -> None:
         """What a report says ``work`` has trained (a trial without a schedule: nothing until it ends)."""
-        steps = steps_trained(result) if schedule_steps(config) is not None else None
+        steps = steps_trained(result) if work.scheduled else None
         if steps is not None:
             work.trained = max(work.trained, min(steps, work.size))
 
     def finish(self, trial: Any, work: Work, errored: bool) -> None:
         """``trial`` ended: its seeds are done; one that stopped before its schedule's end, not by an
         error, stopped early, solved."""
-        if schedule_steps(trial.config) is None:
+        if not work.scheduled:
             work.trained = work.size
         work.stopped_early = not errored and work.trained < work.size
         work.ended = True
@@ -254,8 +256,9 @@ class Progress(DriverCallback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.count_restored(trials)
-        self.record(self.track(trial), trial.config, result)
-        if self.origin is None and steps_trained(result) is not None and schedule_steps(trial.config) is not None:
+        work = self.track(trial)
+        self.record(work, result)
+        if self.origin is None and work.scheduled and steps_trained(result) is not None:
             self.origin = (self.clock(), self.total())
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

@@ -89,6 +89,13 @@ def run_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return config.get(RUN) or {}
 
 
+def steps_run(train_steps: int, run: Mapping[str, Any]) -> int:
+    """The steps a seed of a ``train_steps`` schedule trains under the run settings ``run``: all of
+    them, or ``max_steps`` where that stops it earlier."""
+    max_steps = run.get("max_steps")
+    return train_steps if max_steps is None else min(train_steps, int(max_steps))
+
+
 def config_id(config: Mapping[str, Any]) -> str:
     """Short stable id of a configuration: the first 8 hex digits of the SHA-1 of its sections as
     sorted JSON (the seed and the run settings are not part of it)."""

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from trainables.addition.config import ModelConfig, TrainConfig
 from tune_jobs.runtime.run_record import resolved_report
-from tune_jobs.runtime.trial_config import run_settings
+from tune_jobs.runtime.trial_config import run_settings, steps_run
 
 SCHEDULE_KIND = "linear-warmup-cosine"
 """The learning-rate schedule of ``TrainConfig.lr_at``: linear warmup, then cosine to ``min_lr_ratio``."""
@@ -17,9 +17,7 @@ SECTIONS = {"model": ModelConfig, "train": TrainConfig}
 def censoring_step(train_config: TrainConfig, run: Mapping[str, Any]) -> int:
     """The last step a seed can grok at: the schedule's last 0-based step, or ``max_steps`` - 1 when
     the run settings stop it earlier."""
-    max_steps = run.get("max_steps")
-    steps = train_config.train_steps if max_steps is None else min(train_config.train_steps, int(max_steps))
-    return steps - 1
+    return steps_run(train_config.train_steps, run) - 1
 
 
 def addition_params(config: Mapping[str, Any], train_config: TrainConfig) -> dict[str, str]:
