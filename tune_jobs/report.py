@@ -28,6 +28,7 @@ from ray import tune
 
 from search_spaces import SearchSpace
 from search_spaces.seeds import parse_seed_option, with_seed_option
+from trainables.addition.config import TrainConfig
 from trainables.checks import require
 from trainables.paths import PROJECT_ROOT
 from tune_jobs.report_files import write_report
@@ -40,6 +41,7 @@ from tune_jobs.runtime.settings import RunSettings
 from tune_jobs.runtime.trial import Trial
 from tune_jobs.runtime.trial_config import RUN, config_id, seed_of, with_seeds
 from tune_jobs.trials.addition import ADDITION
+from tune_jobs.trials.addition_record import censoring_step
 from tune_jobs.verdicts import claim_report as cr
 from tune_jobs.verdicts.allocation import replayed
 from tune_jobs.verdicts.claims import Claim, list_claims, load_claim
@@ -114,6 +116,13 @@ def claimed_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[tuple[st
             for cell in cell_list for seed in cell.claimed_seeds()]
 
 
+def censoring_steps(cell_list: list[cr.Cell], run: dict[str, Any]) -> dict[str, int]:
+    """Cell key -> the step its seeds that never grokked are censored at: the cell's schedule's last
+    step, or ``max_steps`` - 1 where ``--train-steps`` stops the seeds earlier (``censoring_step``, the
+    rule each run records as ``grokking_censored_at``)."""
+    return {cell.key: censoring_step(TrainConfig.from_dict(cell.sections["train"]), run) for cell in cell_list}
+
+
 def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[str, int]) -> pd.DataFrame:
     """One row per seed run of a fit: ``claim_report.CELL_COLUMNS`` (``cell`` from the run's config id),
     its trial id and its ``env/*`` provenance."""
@@ -147,7 +156,7 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
                   resolved={"seeds": str(args.seeds)}) as job:
         configs = cell_configs(cell_list, args)
         cell_of = {config_id(c): cell.key for c, cell in zip(configs, cell_list)}
-        horizon = {cell.key: args.train_steps or cell.sections["train"]["train_steps"] for cell in cell_list}
+        horizon = censoring_steps(cell_list, run)
         searcher = replicated(FixedConfigs(configs), space, len(configs), trial.failure_score)
         names = {cell_id: cell.name for cell_id, cell in zip(cell_of, cell_list)}
         planned, least, decided = progress_counts(searcher, len(configs))

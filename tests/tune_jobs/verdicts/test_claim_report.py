@@ -98,3 +98,13 @@ def test_the_report_names_the_claims_whose_claimed_seed_has_no_value_here():
         [{"claim": c.name, "finished": True, "best_exact_match": 0.1, "protocol_exact_match": 0.0}
          for c in cell.claims]))
     assert "Every claimed seed ran in its claim's own mode." in markdown(everything, [cell], {}, spent, "r", [])
+
+
+def test_a_cells_seeds_are_censored_at_its_last_step_capped_not_replaced_by_train_steps():
+    from tune_jobs.report import censoring_steps
+
+    cells = cr.cells(CLAIMS)
+    long_456, short_512 = cell_named(cells, "456p", 54000), cell_named(cells, "512p", 27000)
+    assert censoring_steps([long_456, short_512], {}) == {long_456.key: 53999, short_512.key: 26999}
+    # --train-steps 40000 stops the 54k cell's seeds early and leaves the 27k cell's schedule alone
+    assert censoring_steps([long_456, short_512], {"max_steps": 40000}) == {long_456.key: 39999, short_512.key: 26999}
