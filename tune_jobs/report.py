@@ -31,7 +31,7 @@ from search_spaces.seeds import parse_seed_option, with_seed_option
 from trainables.addition.config import TrainConfig
 from trainables.checks import require
 from trainables.paths import PROJECT_ROOT
-from tune_jobs.report_files import write_report
+from tune_jobs.report_files import TRAINED_SECONDS, write_report
 from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import Job, open_job, progress_counts
 from tune_jobs.runtime.progress import schedule_steps
@@ -125,7 +125,7 @@ def censoring_steps(cell_list: list[cr.Cell], run: dict[str, Any]) -> dict[str, 
 
 def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[str, int]) -> pd.DataFrame:
     """One row per seed run of a fit: ``claim_report.CELL_COLUMNS`` (``cell`` from the run's config id),
-    its trial id and its ``env/*`` provenance."""
+    its trial id, its own training time (``report_files.TRAINED_SECONDS``) and its ``env/*`` provenance."""
     rows = []
     for replicate in (r for result in grid for r in replicate_results(result)):
         measured = trial.measure(replicate)
@@ -134,6 +134,7 @@ def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[st
                      "finished": bool(measured["finished"]), "best_exact_match": measured["best_exact_match"],
                      "protocol_exact_match": (replicate.metrics or {}).get("protocol/exact_match"),
                      "grokking_step": measured["grokking_step"], "censored_at": horizon.get(key, 0),
+                     TRAINED_SECONDS: (replicate.metrics or {}).get("time_total_s"),
                      **{k[4:]: v for k, v in (replicate.metrics or {}).items() if k.startswith("env/")}})
     return pd.DataFrame(rows, columns=[*cr.CELL_COLUMNS, "trial_id"] if not rows else None)
 
@@ -172,8 +173,10 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
                               claimed_note=CLAIMED_PENDING if args.claimed_seeds else CLAIMED_SKIPPED)
         if args.claimed_seeds:  # the cells' rates are on disk before the long faithful runs start
             print(f"The cells' seeds are done; report so far: {folder / 'report.md'}. Now the claimed seeds.")
-            rows = cr.claim_rows(cell_list, seeds, _claimed(job, trial, cell_list, args, run), decisions)
-            folder = write_report(job, args, rows, seeds, cell_list, final=True, claimed_note=CLAIMED_MISSING)
+            claimed, claimed_runs = _claimed(job, trial, cell_list, args, run)
+            rows = cr.claim_rows(cell_list, seeds, claimed, decisions)
+            folder = write_report(job, args, rows, seeds, cell_list, final=True, claimed_note=CLAIMED_MISSING,
+                                  claimed_runs=claimed_runs)
     print(rows[["claim", "label", "rate", "wilson_low", "wilson_high", "claimed_seed_value", "record"]]
           .to_string(index=False))
     print(f"Report: {folder / 'report.md'} and {folder / 'report.html'}")
@@ -191,9 +194,10 @@ def _decisions(trials: pd.DataFrame, design: Any, cell_of: dict[str, str]) -> Op
 
 
 def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs, run: dict[str, Any]
-             ) -> pd.DataFrame:
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claimed seeds' runs (a second Tune experiment ``<name>-claimed`` of the same job): one row per
-    claim whose run finished or failed (``claim``, ``finished``, ``best_exact_match``, ``protocol_exact_match``)."""
+    claim whose run finished or failed (``claim``, ``finished``, ``best_exact_match``, ``protocol_exact_match``),
+    and one row per run (``seed_rows``)."""
     planned = claimed_configs(cell_list, args)
     name = f"{job.name}-claimed"
     resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
@@ -202,9 +206,10 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
                          run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}")
     job.run_ids.update(second.run_ids)
     second.raise_if_interrupted()
-    runs = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {}).set_index(["cell", "seed"])
+    table = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {})
+    runs = table.set_index(["cell", "seed"])
     return pd.DataFrame([{"claim": claim.name, **runs.loc[(cell.key, claim.train.seed)][list(cr.CLAIMED_COLUMNS)]}
-                         for cell in cell_list for claim in cell.claims if (cell.key, claim.train.seed) in runs.index])
+                         for cell in cell_list for claim in cell.claims if (cell.key, claim.train.seed) in runs.index]), table
 
 
 def main(argv: list[str] | None = None) -> int:

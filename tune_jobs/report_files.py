@@ -21,6 +21,9 @@ COLUMNS = ("claim", "label", "rule", "record", "claimed_value", "claimed_seed", 
 ENVIRONMENT = ("device", "device_name", "device_kind", "torch_version", "threads", "git_commit", "git_dirty",
                "hostname")
 """Provenance fields (``env/*`` of each run) the report states, each run's distinct values."""
+TRAINED_SECONDS = "trained_seconds"
+"""Column of a seed run's own training time in seconds (Ray Tune's ``time_total_s``, which carries over a
+restore, so that a run resumed across invocations counts its whole training)."""
 
 
 def environment(seeds: pd.DataFrame) -> dict[str, str]:
@@ -28,9 +31,12 @@ def environment(seeds: pd.DataFrame) -> dict[str, str]:
     return {k: " | ".join(sorted({str(v) for v in seeds[k].dropna()})) for k in ENVIRONMENT if k in seeds}
 
 
-def cost(job: Any, seeds: pd.DataFrame, threads: int) -> dict[str, float]:
-    """Seed-runs, their core-hours (the trials' own time x threads, ``runtime.accounting``) and the job's wall hours."""
-    return {"seed_runs": float(len(seeds)), "core_hours": job.accounting.trial_seconds * threads / 3600,
+def cost(job: Any, runs: pd.DataFrame, threads: int) -> dict[str, float]:
+    """What the report cost: its seed runs (the cells' and the claimed seeds', one row each), their
+    core-hours (each run's own training time, ``TRAINED_SECONDS``, x ``threads``: a resumed report counts
+    its earlier invocations' training too) and this invocation's wall hours."""
+    trained = runs[TRAINED_SECONDS].fillna(0.0).sum() if TRAINED_SECONDS in runs else 0.0
+    return {"seed_runs": float(len(runs)), "core_hours": float(trained) * threads / 3600,
             "wall_hours": job.accounting.seconds() / 3600}
 
 
@@ -40,10 +46,11 @@ def missing_claimed(rows: pd.DataFrame) -> list[str]:
 
 
 def markdown(rows: pd.DataFrame, cell_list: Sequence[cr.Cell], env: dict[str, str], spent: dict[str, float],
-             name: str, figures: Sequence[str], claimed_note: str = "without a finished run") -> str:
+             name: str, figures: Sequence[str], claimed_note: str = "without a finished run", resumed: bool = False
+             ) -> str:
     """The report as Markdown: what ran, the table, the claims whose claimed seed has no value here
     (``claimed_note`` says why: still to run, not asked for, or without a finished run), the environment
-    and the cost, then the figures."""
+    and the cost (``cost``; ``resumed``: this invocation continued an earlier one), then the figures."""
     cells = "; ".join(f"{c.name} ({len(c.claims)} claim{'' if len(c.claims) == 1 else 's'})" for c in cell_list)
     missing = missing_claimed(rows)
     lines = [f"# Reproducibility report `{name}`", "",
@@ -56,8 +63,11 @@ def markdown(rows: pd.DataFrame, cell_list: Sequence[cr.Cell], env: dict[str, st
              f"Claimed seeds {claimed_note}: {', '.join(missing)}." if missing else
              "Every claimed seed ran in its claim's own mode.", "", "## Environment", "",
              *[f"- {k}: {v}" for k, v in env.items()], "", "## Cost", "",
-             f"- {spent['seed_runs']:.0f} seed runs, {spent['core_hours']:.2f} core-hours, "
-             f"{spent['wall_hours']:.2f} hours of wall time", "", "## Figures", "",
+             f"- {spent['seed_runs']:.0f} seed runs, {spent['core_hours']:.2f} core-hours (the runs' own "
+             f"training time x threads, every invocation of the report)",
+             f"- {spent['wall_hours']:.2f} hours of wall time in this invocation"
+             + (" (a resumed report: its earlier invocations' wall time is not in it)" if resumed else ""),
+             "", "## Figures", "",
              *[f"![{f}]({f})" for f in figures]]
     return "\n".join(lines) + "\n"
 
@@ -80,10 +90,12 @@ def html_page(text: str, images: dict[str, bytes]) -> str:
 
 
 def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, cell_list: Sequence[cr.Cell],
-                 final: bool = True, claimed_note: str = "without a finished run") -> Path:
+                 final: bool = True, claimed_note: str = "without a finished run",
+                 claimed_runs: pd.DataFrame | None = None) -> Path:
     """Write ``<reports_dir>/<job name>/`` (report.md, report.html, claims.csv, the figures) and the parent
     run's record (its tags, description and figures; the ``claims`` table only when ``final``: MLflow's
-    ``log_table`` appends to a table already logged); returns the folder."""
+    ``log_table`` appends to a table already logged); returns the folder. ``seeds``: the cells' seed
+    runs; ``claimed_runs``: the claimed seeds' runs (both ``tune_jobs.report.seed_rows``), counted in the cost."""
     folder = Path(args.reports_dir) / job.name
     folder.mkdir(parents=True, exist_ok=True)
     figures = {"claimed_vs_measured.png": cr.claimed_vs_measured(rows),
@@ -91,8 +103,9 @@ def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, c
     images = {name: _png(figure) for name, figure in figures.items()}
     for name, data in images.items():
         (folder / name).write_bytes(data)
-    env, spent = environment(seeds), cost(job, seeds, args.threads)
-    text = markdown(rows, cell_list, env, spent, job.name, list(images), claimed_note)
+    runs = seeds if claimed_runs is None else pd.concat([seeds, claimed_runs], ignore_index=True)
+    env, spent = environment(runs), cost(job, runs, args.threads)
+    text = markdown(rows, cell_list, env, spent, job.name, list(images), claimed_note, resumed=bool(args.resume))
     (folder / "report.md").write_text(text)
     (folder / "report.html").write_text(html_page(text, images))
     rows.to_csv(folder / "claims.csv", index=False)

@@ -95,6 +95,7 @@ def test_the_report_files_and_the_mlflow_run(report):
     text = (folder / "report.md").read_text()
     assert "d8-s5-nogrok" in text and "core-hours" in text and "## Environment" in text
     assert "Every claimed seed ran in its claim's own mode." in text  # rewritten after the claimed seeds
+    assert "11 seed runs" in text  # the cost counts the claimed seeds' runs beside the cells' 8
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "d16-s1" in page
     assert parent.data.tags["role"] == "report" and parent.data.tags["claim.d16-s1"] == "CLAIM REPRODUCED"

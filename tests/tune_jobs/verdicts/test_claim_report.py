@@ -108,3 +108,19 @@ def test_a_cells_seeds_are_censored_at_its_last_step_capped_not_replaced_by_trai
     assert censoring_steps([long_456, short_512], {}) == {long_456.key: 53999, short_512.key: 26999}
     # --train-steps 40000 stops the 54k cell's seeds early and leaves the 27k cell's schedule alone
     assert censoring_steps([long_456, short_512], {"max_steps": 40000}) == {long_456.key: 39999, short_512.key: 26999}
+
+
+def test_the_cost_counts_every_seed_runs_own_training_across_resumes_and_the_claimed_seeds():
+    from types import SimpleNamespace
+
+    from tune_jobs.report_files import TRAINED_SECONDS, cost, markdown
+
+    job = SimpleNamespace(accounting=SimpleNamespace(seconds=lambda: 900.0))  # this invocation: 15 minutes
+    cells_and_claimed = pd.DataFrame({TRAINED_SECONDS: [3600.0, 1800.0, 5400.0]})  # trained before and after a resume
+    spent = cost(job, cells_and_claimed, threads=2)
+    assert spent == {"seed_runs": 3.0, "core_hours": 6.0, "wall_hours": 0.25}
+    cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
+    rows = cr.claim_rows([cell], seeds_table(cell, [True]), pd.DataFrame())
+    text = markdown(rows, [cell], {}, spent, "r", [], resumed=True)
+    assert "3 seed runs, 6.00 core-hours" in text and "0.25 hours of wall time in this invocation (a resumed" in text
+    assert "(a resumed" not in markdown(rows, [cell], {}, spent, "r", [])
