@@ -36,6 +36,7 @@ from tune_jobs.runtime.cli import run_main
 from tune_jobs.runtime.job import Job, open_job, progress_counts
 from tune_jobs.runtime.progress import schedule_steps
 from tune_jobs.runtime.replicates import replicate_results
+from tune_jobs.runtime.run_record import grokking_metric
 from tune_jobs.runtime.searcher import FixedConfigs, replicated, sequential_design
 from tune_jobs.runtime.settings import RunSettings
 from tune_jobs.runtime.trial import Trial
@@ -139,6 +140,16 @@ def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[st
     return pd.DataFrame(rows, columns=[*cr.CELL_COLUMNS, "trial_id"] if not rows else None)
 
 
+def log_grokking_steps(job: Job, runs: pd.DataFrame) -> None:
+    """Each seed run's grokking step as its child run's ``grokking_step`` metric (none when it never
+    grokked; ``runtime.run_record.grokking_metric``), as a sweep's verdicts log it: ``make compare`` and
+    the MLflow UI read the report's runs' time to grok from there."""
+    for row in runs.itertuples():
+        metrics, run_id = grokking_metric(row.grokking_step), job.run_ids.get(row.trial_id)
+        if metrics and run_id is not None:
+            job.tracker.log_summary(run_id, metrics)
+
+
 def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
     """Run every claim's cell over seeds (and its claimed seed), judge each claim, write the report;
     returns one row per claim (``claim_report.claim_rows``).
@@ -167,6 +178,7 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
                                seed_steps=fmean(schedule_steps({**c, RUN: run}) or 1.0 for c in configs))
         job.raise_if_interrupted()
         seeds = seed_rows(grid, trial, cell_of, horizon)
+        log_grokking_steps(job, seeds)
         decisions = _decisions(trials, design, cell_of)
         rows = cr.claim_rows(cell_list, seeds, pd.DataFrame(), decisions)
         folder = write_report(job, args, rows, seeds, cell_list, final=not args.claimed_seeds,
@@ -174,6 +186,7 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         if args.claimed_seeds:  # the cells' rates are on disk before the long faithful runs start
             print(f"The cells' seeds are done; report so far: {folder / 'report.md'}. Now the claimed seeds.")
             claimed, claimed_runs = _claimed(job, trial, cell_list, args, run)
+            log_grokking_steps(job, claimed_runs)
             rows = cr.claim_rows(cell_list, seeds, claimed, decisions)
             folder = write_report(job, args, rows, seeds, cell_list, final=True, claimed_note=CLAIMED_MISSING,
                                   claimed_runs=claimed_runs)

@@ -100,6 +100,9 @@ def test_the_report_files_and_the_mlflow_run(report):
     assert page.count("data:image/png;base64,") == 2 and "d16-s1" in page
     assert parent.data.tags["role"] == "report" and parent.data.tags["claim.d16-s1"] == "CLAIM REPRODUCED"
     assert len(children) == 4 + 4 + 3  # two cells x 4 seeds, three claimed seeds
+    grokked = {c.info.run_name: c.data.metrics.get("grokking_step") for c in children}
+    assert grokked["d16 300 steps s0"] == grokked["d8 300 steps s2"] == 200.0  # as make compare reads it
+    assert grokked["d8 300 steps s1"] is None  # an odd seed never grokked: no metric, as on a sweep's runs
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"claims.json", "figures"}
     table = client.load_table(parent.info.experiment_id, "claims.json", run_ids=[parent.info.run_id])
     assert sorted(table["claim"]) == sorted(rows.index)  # logged once, after the claimed seeds (log_table appends)
