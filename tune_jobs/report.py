@@ -110,11 +110,13 @@ def cell_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[dict[str, A
 def claimed_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[tuple[str, int, dict[str, Any]]]:
     """(cell key, seed, trial config) of each claimed seed's run in its claims' own mode: one run per cell
     and claimed seed, scored on the protocol those claims need (``Cell.protocol``; a 'validation' claim
-    reads the best validation exact match every run measures)."""
+    reads the best validation exact match every run measures). Shortest schedule first (cells in their
+    order among equals): a report stopped before its faithful runs end has judged the most claims."""
+    cells_by_length = sorted(cell_list, key=lambda cell: cell.sections["train"]["train_steps"])
     return [(cell.key, seed, with_seeds({"model": dict(cell.sections["model"]),
                                          "train": {**cell.sections["train"], "threads": args.threads},
                                          RUN: {"protocol": cell.protocol(seed)}}, [seed], 1))
-            for cell in cell_list for seed in cell.claimed_seeds()]
+            for cell in cells_by_length for seed in cell.claimed_seeds()]
 
 
 def censoring_steps(cell_list: list[cr.Cell], run: dict[str, Any]) -> dict[str, int]:

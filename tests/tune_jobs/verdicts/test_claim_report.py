@@ -124,3 +124,13 @@ def test_the_cost_counts_every_seed_runs_own_training_across_resumes_and_the_cla
     text = markdown(rows, [cell], {}, spent, "r", [], resumed=True)
     assert "3 seed runs, 6.00 core-hours" in text and "0.25 hours of wall time in this invocation (a resumed" in text
     assert "(a resumed" not in markdown(rows, [cell], {}, spent, "r", [])
+
+
+def test_the_claimed_seeds_run_shortest_schedule_first():
+    from types import SimpleNamespace
+
+    from tune_jobs.report import claimed_configs
+
+    steps = [config["train"]["train_steps"] for _, _, config in claimed_configs(cr.cells(CLAIMS), SimpleNamespace(threads=1))]
+    assert steps == sorted(steps) and len(steps) == 14  # 16 claims; seed 43 of 456p and seed 42 of lr 0.010 run once
+    assert steps[0] == 27000 and steps[-1] == 100000
