@@ -142,6 +142,13 @@ def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[st
     return pd.DataFrame(rows, columns=[*cr.CELL_COLUMNS, "trial_id"] if not rows else None)
 
 
+def mean_schedule(configs: list[dict[str, Any]], run: dict[str, Any]) -> float:
+    """The mean steps a seed of ``configs`` trains under the run settings ``run``
+    (``progress.schedule_steps``): what the progress line weighs a seed not started yet by, so that the
+    27k-step seeds running first do not make a fit of 27k- to 100k-step seeds look short."""
+    return fmean(schedule_steps({**c, RUN: {**c.get(RUN, {}), **run}}) or 1.0 for c in configs)
+
+
 def log_grokking_steps(job: Job, runs: pd.DataFrame) -> None:
     """Each seed run's grokking step as its child run's ``grokking_step`` metric (none when it never
     grokked; ``runtime.run_record.grokking_metric``), as a sweep's verdicts log it: ``make compare`` and
@@ -177,7 +184,7 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         grid, trials = job.fit(trial, {RUN: run}, searcher, searcher.max_trials(len(configs)),
                                run_name=lambda c: f"{names.get(config_id(c), '?')} s{seed_of(c)}",
                                planned=planned, least=least, decided=decided,
-                               seed_steps=fmean(schedule_steps({**c, RUN: run}) or 1.0 for c in configs))
+                               seed_steps=mean_schedule(configs, run))
         job.raise_if_interrupted()
         seeds = seed_rows(grid, trial, cell_of, horizon)
         log_grokking_steps(job, seeds)
@@ -217,8 +224,10 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
     name = f"{job.name}-claimed"
     resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
     second = dataclasses.replace(job, name=name, settings=dataclasses.replace(args, resume=resume))
-    grid, _ = second.fit(trial, {RUN: run}, FixedConfigs([config for _, _, config in planned]), len(planned),
-                         run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}")
+    configs = [config for _, _, config in planned]
+    grid, _ = second.fit(trial, {RUN: run}, FixedConfigs(configs), len(planned),
+                         run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}",
+                         seed_steps=mean_schedule(configs, run))
     job.run_ids.update(second.run_ids)
     second.raise_if_interrupted()
     table = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {})

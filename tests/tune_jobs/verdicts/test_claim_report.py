@@ -134,3 +134,14 @@ def test_the_claimed_seeds_run_shortest_schedule_first():
     steps = [config["train"]["train_steps"] for _, _, config in claimed_configs(cr.cells(CLAIMS), SimpleNamespace(threads=1))]
     assert steps == sorted(steps) and len(steps) == 14  # 16 claims; seed 43 of 456p and seed 42 of lr 0.010 run once
     assert steps[0] == 27000 and steps[-1] == 100000
+
+
+def test_the_progress_line_weighs_a_seed_by_the_mean_schedule_of_the_fit():
+    from types import SimpleNamespace
+
+    from tune_jobs.report import claimed_configs, mean_schedule
+
+    configs = [config for _, _, config in claimed_configs(cr.cells(CLAIMS), SimpleNamespace(threads=1))]
+    # 14 claimed runs: 3 of 27k, 5 of 30k, 5 of 54k and one of 100k steps
+    assert mean_schedule(configs, {}) == (3 * 27000 + 5 * 30000 + 5 * 54000 + 100000) / 14
+    assert mean_schedule(configs, {"max_steps": 300}) == 300.0
