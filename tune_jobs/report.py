@@ -229,7 +229,8 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
                          run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}",
                          seed_steps=mean_schedule(configs, run))
     job.run_ids.update(second.run_ids)
-    second.raise_if_interrupted()
+    job.interrupted |= second.interrupted
+    job.raise_if_interrupted()  # the report's name resumes it, both fits (not the claimed fit's own)
     table = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {})
     runs = table.set_index(["cell", "seed"])
     return pd.DataFrame([{"claim": claim.name, **runs.loc[(cell.key, claim.train.seed)][list(cr.CLAIMED_COLUMNS)]}

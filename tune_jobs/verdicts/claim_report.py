@@ -197,5 +197,6 @@ def time_to_grok_curves(seeds: pd.DataFrame, cell_list: Sequence[Cell]) -> Figur
                                                           f"/{len(own)})")
     axes.set(xlabel="step", ylabel="fraction of seeds grokked", ylim=(-0.02, 1.02),
              title="Time to grok per cell (Kaplan-Meier, censored at the schedule's end)")
-    axes.legend(fontsize=7)
+    if axes.lines:  # no finished seed yet: no curve to name
+        axes.legend(fontsize=7)
     return figure
