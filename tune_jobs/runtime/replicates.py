@@ -126,7 +126,10 @@ def trial_id_of(result: Any) -> str:
 
 
 def replicate_results(result: Any) -> list[ReplicateResult]:
-    """A Tune Result as one ReplicateResult per seed it trained (the result itself for one seed)."""
+    """A Tune Result as one ReplicateResult per seed it trained (the result itself for one seed); none
+    for a trial Tune found nothing stored of (``config`` None: cut short before its first report)."""
+    if result.config is None:
+        return []
     trial_id = trial_id_of(result)
     if not is_stacked(result.config):
         metrics = dict(result.metrics or {})

@@ -44,6 +44,14 @@ def test_a_diverged_seed_fails_alone_with_its_own_history():
     assert second.metrics_dataframe["step"].tolist() == [0, 20] and second.metrics[DIVERGED] == 13
 
 
+def test_a_trial_cut_short_before_its_first_report_has_no_replicate():
+    # Ctrl-C while a trial starts: Tune's ResultGrid holds it without a config or metrics (nothing stored),
+    # and the fit's MLflow reconcile read its group size off None and raised instead of printing the resume
+    nothing = SimpleNamespace(config=None, metrics=None, metrics_dataframe=None, error=None, path="/store/t9",
+                              checkpoint=None)
+    assert replicate_results(nothing) == []
+
+
 def test_seed_groups_of_a_configuration_cover_every_seed_once():
     searcher = SeedReplicates(FixedConfigs([{"model": {}}]), SeedGroups((0, 1, 2, 3, 4), 2))
     configs = [searcher.suggest(f"t{i}") for i in range(3)]
