@@ -139,14 +139,14 @@ def seed_rows(grid: Any, trial: Trial, cell_of: dict[str, str], horizon: dict[st
                      "grokking_step": measured["grokking_step"], "censored_at": horizon.get(key, 0),
                      TRAINED_SECONDS: (replicate.metrics or {}).get("time_total_s"),
                      **{k[4:]: v for k, v in (replicate.metrics or {}).items() if k.startswith("env/")}})
-    return pd.DataFrame(rows, columns=[*cr.CELL_COLUMNS, "trial_id"] if not rows else None)
+    return pd.DataFrame(rows, columns=[*cr.CELL_COLUMNS, "trial_id", TRAINED_SECONDS] if not rows else None)
 
 
 def mean_schedule(configs: list[dict[str, Any]], run: dict[str, Any]) -> float:
     """The mean steps a seed of ``configs`` trains under the run settings ``run``
     (``progress.schedule_steps``): what the progress line weighs a seed not started yet by, so that the
     27k-step seeds running first do not make a fit of 27k- to 100k-step seeds look short."""
-    return fmean(schedule_steps({**c, RUN: {**c.get(RUN, {}), **run}}) or 1.0 for c in configs)
+    return fmean(schedule_steps({**c, RUN: run}) or 1.0 for c in configs)
 
 
 def log_grokking_steps(job: Job, runs: pd.DataFrame) -> None:

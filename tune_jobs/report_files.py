@@ -35,8 +35,7 @@ def cost(job: Any, runs: pd.DataFrame, threads: int) -> dict[str, float]:
     """What the report cost: its seed runs (the cells' and the claimed seeds', one row each), their
     core-hours (each run's own training time, ``TRAINED_SECONDS``, x ``threads``: a resumed report counts
     its earlier invocations' training too) and this invocation's wall hours."""
-    trained = runs[TRAINED_SECONDS].fillna(0.0).sum() if TRAINED_SECONDS in runs else 0.0
-    return {"seed_runs": float(len(runs)), "core_hours": float(trained) * threads / 3600,
+    return {"seed_runs": float(len(runs)), "core_hours": float(runs[TRAINED_SECONDS].sum()) * threads / 3600,
             "wall_hours": job.accounting.seconds() / 3600}
 
 
