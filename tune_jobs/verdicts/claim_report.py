@@ -31,10 +31,12 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
 from tune_jobs.verdicts.claims import CLAIM_REPRODUCED, IN_DISTRIBUTION, NOT_REPRODUCED, Claim
-from tune_jobs.verdicts.compare import censored, rate_p
+from tune_jobs.verdicts.compare import censored, plot_time_to_grok, rate_p
+from tune_jobs.verdicts.figures import MAX_WIDTH
 from tune_jobs.verdicts.seeds import wilson_interval
 
 UNDECIDED_SUFFIX = " (undecided)"
@@ -171,7 +173,7 @@ def claim_rows(cell_list: Sequence[Cell], seeds: pd.DataFrame, claimed: pd.DataF
 
 def claimed_vs_measured(rows: pd.DataFrame) -> Figure:
     """Per claim: the claimed value (a cross), the claimed seed's value here (a dot) and the cell's rate
-    with its Wilson interval (a bar, right axis), one row per claim."""
+    with its Wilson interval (a bar), one row per claim; the legend below the axes, where it hides no row."""
     figure = Figure(figsize=(9, 1.6 + 0.4 * max(len(rows), 1)), layout="constrained")
     axes = figure.add_subplot()
     y = list(range(len(rows)))[::-1]
@@ -182,21 +184,33 @@ def claimed_vs_measured(rows: pd.DataFrame) -> Figure:
                   fmt="s", color="tab:orange", label="rate over the cell's seeds (95% Wilson)")
     axes.set_yticks(y, [f"{c} ({l})" for c, l in zip(rows["claim"], rows["label"])], fontsize=7)
     axes.set(xlim=(-0.05, 1.05), xlabel="exact match / fraction of seeds meeting the claim")
-    axes.legend(fontsize=7, loc="lower right")
+    figure.legend(*axes.get_legend_handles_labels(), fontsize=7, loc="outside lower center", ncols=3)
     return figure
 
 
 def time_to_grok_curves(seeds: pd.DataFrame, cell_list: Sequence[Cell]) -> Figure:
-    """Kaplan-Meier curves of the fraction of a cell's seeds grokked by each step, one line per cell."""
-    figure = Figure(figsize=(8, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    for cell in cell_list:
+    """Kaplan-Meier curves of the fraction of a cell's seeds grokked by each step, one panel per cell
+    (titled with its grokked/finished seeds) from step 0 to its schedule's end, censored seeds marked
+    (``compare.plot_time_to_grok``); a cell with no finished seed says so in its panel."""
+    columns = min(4, max(len(cell_list), 1))
+    lines = max(1, math.ceil(len(cell_list) / columns))
+    figure = Figure(figsize=(MAX_WIDTH, 2.4 * lines + 0.7), layout="constrained")
+    panels = figure.subplots(lines, columns, sharey=True, squeeze=False).ravel()
+    for axes, cell in zip(panels, cell_list):
         own = seeds[(seeds["cell"] == cell.key) & seeds["finished"].astype(bool)]
-        if not own.empty:
-            stats.ecdf(censored(own)).cdf.plot(axes, label=f"{cell.name} ({int(own['grokking_step'].notna().sum())}"
-                                                          f"/{len(own)})")
-    axes.set(xlabel="step", ylabel="fraction of seeds grokked", ylim=(-0.02, 1.02),
-             title="Time to grok per cell (Kaplan-Meier, censored at the schedule's end)")
-    if axes.lines:  # no finished seed yet: no curve to name
-        axes.legend(fontsize=7)
+        if own.empty:
+            axes.text(0.5, 0.5, "no finished seed", ha="center", va="center", transform=axes.transAxes, fontsize=8)
+        else:
+            plot_time_to_grok(axes, own)
+        grokked = int(own["grokking_step"].notna().sum())
+        axes.set_title(f"{cell.name}\n{grokked}/{len(own)} grokked", fontsize=8)
+        axes.set_ylim(-0.02, 1.02)
+        axes.tick_params(labelsize=7)
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda step, _: f"{step / 1000:g}k" if step else "0"))
+        axes.grid(alpha=0.3)
+    for axes in panels[len(cell_list):]:
+        axes.set_visible(False)
+    figure.supxlabel("step (censored seeds: |)", fontsize=9)
+    figure.supylabel("fraction of seeds grokked", fontsize=9)
+    figure.suptitle("Time to grok per cell (Kaplan-Meier, censored at the schedule's end)", fontsize=10)
     return figure

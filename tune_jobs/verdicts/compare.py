@@ -4,17 +4,19 @@ A sample is a table with one row per (configuration, seed): ``SAMPLE_COLUMNS``. 
 two success rates get Wilson intervals and Fisher's exact test of their difference (two-sided,
 ``scipy.stats.fisher_exact``; Fisher 1935); the time-to-grok distributions, each seed censored at its
 schedule's last step when it never grokked, get a log-rank test (``scipy.stats.logrank``; Mantel 1966)
-and Kaplan-Meier curves (``scipy.stats.ecdf``); and each seed run on both sides is matched: its
+and Kaplan-Meier curves (``scipy.stats.ecdf``, drawn by ``plot_time_to_grok``); and each seed run on both sides is matched: its
 outcome, its grokking step on each side and, given both loss traces, the first step where they differ.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from scipy import stats
 
 from tune_jobs.verdicts.seeds import wilson_interval
@@ -44,6 +46,18 @@ def censored(sample: pd.DataFrame) -> stats.CensoredData:
     grokked = sample["grokking_step"].notna()
     return stats.CensoredData(uncensored=sample.loc[grokked, "grokking_step"].astype(float).to_numpy(),
                               right=sample.loc[~grokked, "censored_at"].astype(float).to_numpy())
+
+
+def plot_time_to_grok(axes: Axes, sample: pd.DataFrame, **style: Any) -> Line2D:
+    """Draw a sample's Kaplan-Meier estimate of the fraction of seeds grokked by each step (one minus the
+    survival function of ``censored(sample)``) on ``axes``: a step line from (0, 0) to the sample's last
+    step, each censored seed (one that never grokked) a '|' on the line at its censoring step. ``style``
+    goes to the line (``label``, ``color``); returns it."""
+    curve = stats.ecdf(censored(sample)).cdf
+    line, = axes.step([0.0, *curve.quantiles], [0.0, *curve.probabilities], where="post", **style)
+    at = sample.loc[sample["grokking_step"].isna(), "censored_at"].astype(float).to_numpy()
+    axes.plot(at, curve.evaluate(at), linestyle="none", marker="|", markersize=10, color=line.get_color())
+    return line
 
 
 def logrank_p(a: pd.DataFrame, b: pd.DataFrame) -> float:
@@ -140,8 +154,7 @@ def time_to_grok_figure(a: pd.DataFrame, b: pd.DataFrame, labels: tuple[str, str
         for sample, label, colour in ((a, labels[0], "tab:blue"), (b, labels[1], "tab:orange")):
             side = sample[sample["config_id"] == config]
             if not side.empty:
-                stats.ecdf(censored(side)).cdf.plot(axis, label=f"{label} ({int(side['success'].sum())}/{len(side)})",
-                                                     color=colour)
+                plot_time_to_grok(axis, side, label=f"{label} ({int(side['success'].sum())}/{len(side)})", color=colour)
         name = pd.concat([a, b]).loc[lambda t: t["config_id"] == config, "name"].iloc[0]
         axis.set(title=str(name), xlabel="step", ylabel="fraction of seeds grokked", ylim=(-0.02, 1.02))
         axis.legend(fontsize=8)

@@ -66,7 +66,13 @@ def test_the_figures_show_every_claim_and_every_cell():
     rows = cr.claim_rows(cells, seeds, pd.DataFrame())
     figure = cr.claimed_vs_measured(rows)
     assert len(figure.axes[0].get_yticklabels()) == 16
-    assert len(cr.time_to_grok_curves(seeds, cells).axes[0].get_legend().get_texts()) == len(cells)
+    assert figure.axes[0].get_legend() is None and len(figure.legends) == 1  # below the axes, hiding no row
+    curves = cr.time_to_grok_curves(seeds.iloc[2:], cells)  # the first cell has no finished seed
+    panels = [axes for axes in curves.axes if axes.get_visible()]
+    assert [axes.get_title() for axes in panels] == [f"{cells[0].name}\n0/0 grokked"] + \
+        [f"{c.name}\n1/2 grokked" for c in cells[1:]]
+    assert panels[0].texts[0].get_text() == "no finished seed" and not panels[0].get_lines()
+    assert all(axes.get_lines()[0].get_xdata()[-1] == 1000 for axes in panels[1:])  # to the schedule's end
 
 
 def test_claims_sharing_a_cell_and_a_seed_share_one_claimed_run_scored_on_the_protocol_they_need():

@@ -7,8 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from tune_jobs.verdicts.compare import (compare_configurations, first_differing_step, logrank_p, rate_p,
-                                        seed_table, time_to_grok_figure)
+from matplotlib.figure import Figure
+
+from tune_jobs.verdicts.compare import (compare_configurations, first_differing_step, logrank_p,
+                                        plot_time_to_grok, rate_p, seed_table, time_to_grok_figure)
 
 NAN = math.nan
 
@@ -79,4 +81,19 @@ def test_figure_has_one_panel_per_shared_configuration():
     b = pd.concat([sample("x", {0: 200.0, 1: 300.0}), sample("y", {0: NAN})])
     figure = time_to_grok_figure(a, b, ("A", "B"))
     assert [axis.get_title() for axis in figure.axes] == ["n-x", "n-y"]
-    assert len(figure.axes[0].get_lines()) == 2
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["A (1/2)", "B (2/2)"]
+
+
+def test_the_kaplan_meier_line_runs_from_step_zero_to_the_schedules_end_with_censored_seeds_marked():
+    axes = Figure().add_subplot()
+    # 4 seeds: grokked at 100 and 300, two censored at the schedule's end 1000 (the Kaplan-Meier estimate
+    # without earlier censoring is the empirical fraction: 1/4 by 100, 2/4 by 300)
+    line = plot_time_to_grok(axes, sample("c", {0: 100.0, 1: NAN, 2: 300.0, 3: NAN}, horizon=1000), label="c")
+    assert list(line.get_xdata()) == [0.0, 100.0, 300.0, 1000.0]
+    assert list(line.get_ydata()) == [0.0, 0.25, 0.5, 0.5]
+    assert line.get_drawstyle() == "steps-post" and line.get_label() == "c"
+    marks = [m for m in axes.get_lines() if m is not line]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [1000.0, 1000.0]
+    assert list(marks[0].get_ydata()) == [0.5, 0.5] and marks[0].get_color() == line.get_color()
+    never = Figure().add_subplot()
+    assert list(plot_time_to_grok(never, sample("c", {0: NAN}, horizon=27000)).get_xdata()) == [0.0, 27000.0]
