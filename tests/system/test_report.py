@@ -99,6 +99,7 @@ def test_the_report_files_and_the_mlflow_run(report):
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "d16-s1" in page
     assert parent.data.tags["role"] == "report" and parent.data.tags["claim.d16-s1"] == "CLAIM REPRODUCED"
+    assert parent.data.tags["claim_labels"] == "3 CLAIM REPRODUCED"  # the counts, under a name without a dot
     assert len(children) == 4 + 4 + 3  # two cells x 4 seeds, three claimed seeds
     grokked = {c.info.run_name: c.data.metrics.get("grokking_step") for c in children}
     assert grokked["d16 300 steps s0"] == grokked["d8 300 steps s2"] == 200.0  # as make compare reads it

@@ -36,12 +36,17 @@ _UNSAFE = re.compile(r"[^\w.\- /:]")
 """Characters MLflow refuses in a metric name."""
 
 
-def cell_text(value: Any) -> str:
-    """A table cell in Markdown: a float rounded for reading (``verdicts.readable``: 0.6666666667 reads
-    0.667), '-' for a missing value, '|' escaped."""
+def shown_text(value: Any) -> str:
+    """A table cell for reading: a float rounded (``verdicts.readable``: 0.6666666667 reads 0.667), '-'
+    for a missing value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return readable_text(value).replace("|", "\\|").replace("\n", " ")
+    return readable_text(value)
+
+
+def cell_text(value: Any) -> str:
+    """A table cell in Markdown: ``shown_text`` with '|' escaped and on one line."""
+    return shown_text(value).replace("|", "\\|").replace("\n", " ")
 
 
 HEADERS = {"successes": "successes/seeds", "success_rate": "success rate [95% Wilson]",

@@ -90,20 +90,20 @@ def test_claims_sharing_a_cell_and_a_seed_share_one_claimed_run_scored_on_the_pr
 
 
 def test_the_report_names_the_claims_whose_claimed_seed_has_no_value_here():
-    from tune_jobs.report_files import markdown
+    from tune_jobs.report_files import markdown, report_blocks
     cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
     claimed = pd.DataFrame([{"claim": "456p-s43", "finished": True, "best_exact_match": 1.0,
                              "protocol_exact_match": 1.0}])
     rows = cr.claim_rows([cell], seeds_table(cell, [True, False]), claimed)
     spent = {"seed_runs": 2.0, "core_hours": 0.1, "wall_hours": 0.1}
-    text = markdown(rows, [cell], {}, spent, "r", [], claimed_note="still to run")
+    text = markdown(report_blocks(rows, [cell], {}, spent, "r", claimed_note="still to run"), [])
     line = next(l for l in text.splitlines() if l.startswith("Claimed seeds still to run"))
     assert "456p-s42-nogrok (seed 42)" in line and "456p-s46-nogrok (seed 46)" in line
     assert "456p-s43 (seed 43)" not in line  # its claimed seed ran (the MPS claim of seed 43 is separate)
     everything = cr.claim_rows([cell], seeds_table(cell, [True]), pd.DataFrame(
         [{"claim": c.name, "finished": True, "best_exact_match": 0.1, "protocol_exact_match": 0.0}
          for c in cell.claims]))
-    assert "Every claimed seed ran in its claim's own mode." in markdown(everything, [cell], {}, spent, "r", [])
+    assert "Every claimed seed ran in its claim's own mode." in markdown(report_blocks(everything, [cell], {}, spent, "r"), [])
 
 
 def test_a_cells_seeds_are_censored_at_its_last_step_capped_not_replaced_by_train_steps():
@@ -119,7 +119,7 @@ def test_a_cells_seeds_are_censored_at_its_last_step_capped_not_replaced_by_trai
 def test_the_cost_counts_every_seed_runs_own_training_across_resumes_and_the_claimed_seeds():
     from types import SimpleNamespace
 
-    from tune_jobs.report_files import TRAINED_SECONDS, cost, markdown
+    from tune_jobs.report_files import TRAINED_SECONDS, cost, markdown, report_blocks
 
     job = SimpleNamespace(accounting=SimpleNamespace(seconds=lambda: 900.0))  # this invocation: 15 minutes
     cells_and_claimed = pd.DataFrame({TRAINED_SECONDS: [3600.0, 1800.0, 5400.0]})  # trained before and after a resume
@@ -127,9 +127,9 @@ def test_the_cost_counts_every_seed_runs_own_training_across_resumes_and_the_cla
     assert spent == {"seed_runs": 3.0, "core_hours": 6.0, "wall_hours": 0.25}
     cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
     rows = cr.claim_rows([cell], seeds_table(cell, [True]), pd.DataFrame())
-    text = markdown(rows, [cell], {}, spent, "r", [], resumed=True)
+    text = markdown(report_blocks(rows, [cell], {}, spent, "r", resumed=True), [])
     assert "3 seed runs, 6.00 core-hours" in text and "0.25 hours of wall time in this invocation (a resumed" in text
-    assert "(a resumed" not in markdown(rows, [cell], {}, spent, "r", [])
+    assert "(a resumed" not in markdown(report_blocks(rows, [cell], {}, spent, "r"), [])
 
 
 def test_the_claimed_seeds_run_shortest_schedule_first():
@@ -151,3 +151,19 @@ def test_the_progress_line_weighs_a_seed_by_the_mean_schedule_of_the_fit():
     # 14 claimed runs: 3 of 27k, 5 of 30k, 5 of 54k and one of 100k steps
     assert mean_schedule(configs, {}) == (3 * 27000 + 5 * 30000 + 5 * 54000 + 100000) / 14
     assert mean_schedule(configs, {"max_steps": 300}) == 300.0
+
+
+def test_the_html_page_has_the_claim_table_as_an_html_table_and_the_decision_column_only_when_sequential():
+    from tune_jobs.report_files import html_page, markdown, report_blocks
+    cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
+    spent = {"seed_runs": 2.0, "core_hours": 0.1, "wall_hours": 0.1}
+    fixed = cr.claim_rows([cell], seeds_table(cell, [True, False]), pd.DataFrame())  # SEEDS=n: no decision
+    page = html_page(report_blocks(fixed, [cell], {"torch_version": "2.13.0+cpu"}, spent, "r<1>"), {"f.png": b"png"})
+    assert page.count("<tr>") == len(cell.claims) and "<th>label</th>" in page and "<pre>" not in page
+    assert "<td>validation exact match &lt;= 0.5</td>" in page  # the rule, escaped
+    assert "<h1>Reproducibility report <code>r&lt;1&gt;</code></h1>" in page and "<li>torch_version: 2.13.0+cpu</li>" in page
+    assert "decision" not in page and "| decision |" not in markdown(report_blocks(fixed, [cell], {}, spent, "r"), [])
+    assert page.count("data:image/png;base64,") == 1
+    sequential = cr.claim_rows([cell], seeds_table(cell, [True, False]), pd.DataFrame(), {cell.key: "UNDECIDED"})
+    assert "<th>decision</th>" in html_page(report_blocks(sequential, [cell], {}, spent, "r"), {})
+    assert "| decision |" in markdown(report_blocks(sequential, [cell], {}, spent, "r"), [])
