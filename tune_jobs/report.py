@@ -10,8 +10,8 @@ claimed seed in its own mode (faithful), after the cells' -> per claim its label
 rate -> ``reports/<name>/report.md`` and ``report.html`` (figures embedded, readable offline) and an
 MLflow parent run tagged ``role=report`` with the table and the figures; the seed runs are ordinary
 child runs. The report is first written when the cells' seeds end (the claimed seeds named as still to
-run), then rewritten when the claimed seeds end. ``--resume`` (``RESUME=1``) continues an interrupted
-report, either fit.
+run), then rewritten when the claimed seeds end, or when they are stopped (those that finished judged,
+the rest named as still to run). ``--resume`` (``RESUME=1``) continues an interrupted report, either fit.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ FAST = {"mode": "fast", "compile": True}
 """How a cell's seeds train: compiled fast mode (trainables/addition/compiled_step.py)."""
 CLAIMED_PENDING = "still to run (the cells' seeds ran first; this report is rewritten when they end)"
 CLAIMED_SKIPPED = "not run (claimed_seeds=False)"
+CLAIMED_STOPPED = ("still to run (the report was stopped during the claimed seeds; RESUME=1 continues them and "
+                   "rewrites this report)")
 CLAIMED_MISSING = "without a finished run"
 """What the report says of the claims whose claimed seed has no value here, at each stage."""
 
@@ -195,10 +197,12 @@ def run_report(args: ReportArgs, trial: Trial = ADDITION) -> pd.DataFrame:
         if args.claimed_seeds:  # the cells' rates are on disk before the long faithful runs start
             print(f"The cells' seeds are done; report so far: {folder / 'report.md'}. Now the claimed seeds.")
             claimed, claimed_runs = _claimed(job, trial, cell_list, args, run)
-            log_grokking_steps(job, claimed_runs)
+            log_grokking_steps(job, claimed_runs[~claimed_runs["cut_short"]])
             rows = cr.claim_rows(cell_list, seeds, claimed, decisions)
-            folder = write_report(job, args, rows, seeds, cell_list, final=True, claimed_note=CLAIMED_MISSING,
+            folder = write_report(job, args, rows, seeds, cell_list, final=not job.interrupted,
+                                  claimed_note=CLAIMED_STOPPED if job.interrupted else CLAIMED_MISSING,
                                   claimed_runs=claimed_runs)
+            job.raise_if_interrupted()  # the report's name resumes it, both fits (not the claimed fit's own)
     print(rows[["claim", "label", "rate", "wilson_low", "wilson_high", "claimed_seed_value", "record"]]
           .to_string(index=False))
     print(f"Report: {folder / 'report.md'} and {folder / 'report.html'}")
@@ -219,7 +223,8 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claimed seeds' runs (a second Tune experiment ``<name>-claimed`` of the same job): one row per
     claim whose run finished or failed (``claim``, ``finished``, ``best_exact_match``, ``protocol_exact_match``),
-    and one row per run (``seed_rows``)."""
+    and one row per run (``seed_rows``, with ``cut_short``: a Ctrl-C or SIGTERM stopped it, so it is no
+    result and its claims are still to run; ``job.interrupted`` then holds it)."""
     planned = claimed_configs(cell_list, args)
     name = f"{job.name}-claimed"
     resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
@@ -230,9 +235,9 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
                          seed_steps=mean_schedule(configs, run))
     job.run_ids.update(second.run_ids)
     job.interrupted |= second.interrupted
-    job.raise_if_interrupted()  # the report's name resumes it, both fits (not the claimed fit's own)
     table = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {})
-    runs = table.set_index(["cell", "seed"])
+    table["cut_short"] = table["trial_id"].isin(second.interrupted)
+    runs = table[~table["cut_short"]].set_index(["cell", "seed"])
     return pd.DataFrame([{"claim": claim.name, **runs.loc[(cell.key, claim.train.seed)][list(cr.CLAIMED_COLUMNS)]}
                          for cell in cell_list for claim in cell.claims if (cell.key, claim.train.seed) in runs.index]), table
 

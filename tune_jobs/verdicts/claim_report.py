@@ -134,7 +134,8 @@ def claim_rows(cell_list: Sequence[Cell], seeds: pd.DataFrame, claimed: pd.DataF
         cell_list: the cells (``cells``).
         seeds: the fast seeds, ``CELL_COLUMNS`` (``grokking_step`` NaN when never grokked).
         claimed: the claimed seeds' runs in the claim's mode: columns ``claim`` and ``CLAIMED_COLUMNS``
-            (a claim absent: its claimed seed did not run).
+            (a claim absent, or its run not finished, e.g. errored: its claimed seed has no value here and
+            ``holds`` is None).
         decisions: cell key -> its sequential decision (UNDECIDED adds the suffix); None under fixed seeds.
 
     Returns:
@@ -154,7 +155,7 @@ def claim_rows(cell_list: Sequence[Cell], seeds: pd.DataFrame, claimed: pd.DataF
             holds = sum(claim.holds(v) for v in values)
             low, high = wilson_interval(holds, len(values))
             value = measured(claim, by_claim.loc[claim.name]) if claim.name in by_claim.index else math.nan
-            claimed_holds = None if claim.name not in by_claim.index else claim.holds(value)
+            claimed_holds = None if math.isnan(value) else claim.holds(value)  # no run, or no finished one
             k, n = record_counts(cell, claim.source_device)
             decision = (decisions or {}).get(cell.key, "")
             rows.append({"claim": claim.name, "cell": cell.name, "rule": claim.rule(),

@@ -93,12 +93,16 @@ def test_the_report_names_the_claims_whose_claimed_seed_has_no_value_here():
     from tune_jobs.report_files import markdown, report_blocks
     cell = cell_named(cr.cells(CLAIMS), "456p", 54000)
     claimed = pd.DataFrame([{"claim": "456p-s43", "finished": True, "best_exact_match": 1.0,
-                             "protocol_exact_match": 1.0}])
+                             "protocol_exact_match": 1.0},
+                            {"claim": "456p-s44", "finished": False, "best_exact_match": 0.0,  # errored
+                             "protocol_exact_match": None}])
     rows = cr.claim_rows([cell], seeds_table(cell, [True, False]), claimed)
+    assert rows.set_index("claim").loc["456p-s44", "holds"] is None  # an errored run is no value, not a miss
     spent = {"seed_runs": 2.0, "core_hours": 0.1, "wall_hours": 0.1}
     text = markdown(report_blocks(rows, [cell], {}, spent, "r", claimed_note="still to run"), [])
     line = next(l for l in text.splitlines() if l.startswith("Claimed seeds still to run"))
     assert "456p-s42-nogrok (seed 42)" in line and "456p-s46-nogrok (seed 46)" in line
+    assert "456p-s44 (seed 44)" in line
     assert "456p-s43 (seed 43)" not in line  # its claimed seed ran (the MPS claim of seed 43 is separate)
     everything = cr.claim_rows([cell], seeds_table(cell, [True]), pd.DataFrame(
         [{"claim": c.name, "finished": True, "best_exact_match": 0.1, "protocol_exact_match": 0.0}
