@@ -97,8 +97,9 @@ def _png(figure: Any) -> bytes:
 
 STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse;font-size:13px}"
          "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}tr:nth-child(even){background:#f6f6f6}"
-         "code{background:#eee;padding:0 3px}img{max-width:100%}")
-"""The HTML page's stylesheet (inline: the page is one file, readable offline)."""
+         "td:nth-child(-n+2){white-space:nowrap}code{background:#eee;padding:0 3px}img{max-width:100%}")
+"""The HTML page's stylesheet (inline: the page is one file, readable offline; a claim's name and label
+on one line)."""
 
 
 def _inline(text: str) -> str:
@@ -109,11 +110,13 @@ def _inline(text: str) -> str:
 
 def html_page(blocks: Sequence[tuple[str, Any]], images: dict[str, bytes]) -> str:
     """The report as one self-contained HTML page: ``report_blocks`` as headings, paragraphs, an HTML
-    table (``DataFrame.to_html``, escaped) and lists, then each figure embedded as a data URI."""
+    table (``DataFrame.to_html``, escaped; headings with spaces for underscores, so they wrap) and
+    lists, then each figure embedded as a data URI."""
     body = []
     for kind, content in blocks:
         if kind == "table":
-            body.append(content.map(shown_text).to_html(index=False, border=0, escape=True))
+            shown = content.map(shown_text).rename(columns=lambda column: column.replace("_", " "))  # wraps
+            body.append(shown.to_html(index=False, border=0, escape=True))
         elif kind == "list":
             body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in content) + "</ul>")
         else:

@@ -163,7 +163,7 @@ def test_the_html_page_has_the_claim_table_as_an_html_table_and_the_decision_col
     spent = {"seed_runs": 2.0, "core_hours": 0.1, "wall_hours": 0.1}
     fixed = cr.claim_rows([cell], seeds_table(cell, [True, False]), pd.DataFrame())  # SEEDS=n: no decision
     page = html_page(report_blocks(fixed, [cell], {"torch_version": "2.13.0+cpu"}, spent, "r<1>"), {"f.png": b"png"})
-    assert page.count("<tr>") == len(cell.claims) and "<th>label</th>" in page and "<pre>" not in page
+    assert page.count("<tr>") == len(cell.claims) and "<th>claimed seed value</th>" in page and "<pre>" not in page
     assert "<td>validation exact match &lt;= 0.5</td>" in page  # the rule, escaped
     assert "<h1>Reproducibility report <code>r&lt;1&gt;</code></h1>" in page and "<li>torch_version: 2.13.0+cpu</li>" in page
     assert "decision" not in page and "| decision |" not in markdown(report_blocks(fixed, [cell], {}, spent, "r"), [])
