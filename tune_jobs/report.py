@@ -121,6 +121,12 @@ def claimed_configs(cell_list: list[cr.Cell], args: ReportArgs) -> list[tuple[st
             for cell in cells_by_length for seed in cell.claimed_seeds()]
 
 
+def claimed_run_name(cell_name: str, config: dict[str, Any]) -> str:
+    """A claimed seed's child run name: '512p 27000 steps s42 claimed (100k)', its cell's name beside the
+    cell's own seed runs ('512p 27000 steps s0'), then the protocol it is scored on."""
+    return f"{cell_name} s{seed_of(config)} claimed ({config[RUN]['protocol']})"
+
+
 def censoring_steps(cell_list: list[cr.Cell], run: dict[str, Any]) -> dict[str, int]:
     """Cell key -> the step its seeds that never grokked are censored at: the cell's schedule's last
     step, or ``max_steps`` - 1 where ``--train-steps`` stops the seeds earlier (``censoring_step``, the
@@ -230,8 +236,9 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
     resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
     second = dataclasses.replace(job, name=name, settings=dataclasses.replace(args, resume=resume))
     configs = [config for _, _, config in planned]
+    cell_names = {config_id(config): next(c.name for c in cell_list if c.key == key) for key, _, config in planned}
     grid, _ = second.fit(trial, {RUN: run}, FixedConfigs(configs), len(planned),
-                         run_name=lambda c: f"claimed s{seed_of(c)} {c[RUN]['protocol']}",
+                         run_name=lambda c: claimed_run_name(cell_names.get(config_id(c), "?"), c),
                          seed_steps=mean_schedule(configs, run))
     job.run_ids.update(second.run_ids)
     job.interrupted |= second.interrupted

@@ -101,6 +101,8 @@ def test_the_report_files_and_the_mlflow_run(report):
     assert parent.data.tags["role"] == "report" and parent.data.tags["claim.d16-s1"] == "CLAIM REPRODUCED"
     assert parent.data.tags["claim_labels"] == "3 CLAIM REPRODUCED"  # the counts, under a name without a dot
     assert len(children) == 4 + 4 + 3  # two cells x 4 seeds, three claimed seeds
+    assert {c.info.run_name for c in children if "claimed" in c.info.run_name} == {  # beside their cells' runs
+        "d8 300 steps s4 claimed (100k)", "d8 300 steps s5 claimed (validation)", "d16 300 steps s1 claimed (100k)"}
     grokked = {c.info.run_name: c.data.metrics.get("grokking_step") for c in children}
     assert grokked["d16 300 steps s0"] == grokked["d8 300 steps s2"] == 200.0  # as make compare reads it
     assert grokked["d8 300 steps s1"] is None  # an odd seed never grokked: no metric, as on a sweep's runs
