@@ -236,13 +236,14 @@ def _claimed(job: Job, trial: Trial, cell_list: list[cr.Cell], args: ReportArgs,
     resume = args.resume and tune.Tuner.can_restore(f"{args.storage().rstrip('/')}/{name}")
     second = dataclasses.replace(job, name=name, settings=dataclasses.replace(args, resume=resume))
     configs = [config for _, _, config in planned]
-    cell_names = {config_id(config): next(c.name for c in cell_list if c.key == key) for key, _, config in planned}
+    cell_of = {config_id(config): key for key, _, config in planned}
+    names = {cell.key: cell.name for cell in cell_list}
     grid, _ = second.fit(trial, {RUN: run}, FixedConfigs(configs), len(planned),
-                         run_name=lambda c: claimed_run_name(cell_names.get(config_id(c), "?"), c),
+                         run_name=lambda c: claimed_run_name(names.get(cell_of.get(config_id(c), ""), "?"), c),
                          seed_steps=mean_schedule(configs, run))
     job.run_ids.update(second.run_ids)
     job.interrupted |= second.interrupted
-    table = seed_rows(grid, trial, {config_id(config): key for key, _, config in planned}, {})
+    table = seed_rows(grid, trial, cell_of, {})
     table["cut_short"] = table["trial_id"].isin(second.interrupted)
     runs = table[~table["cut_short"]].set_index(["cell", "seed"])
     return pd.DataFrame([{"claim": claim.name, **runs.loc[(cell.key, claim.train.seed)][list(cr.CLAIMED_COLUMNS)]}

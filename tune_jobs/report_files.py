@@ -134,8 +134,8 @@ def write_report(job: Any, args: Any, rows: pd.DataFrame, seeds: pd.DataFrame, c
                  claimed_runs: pd.DataFrame | None = None) -> Path:
     """Write ``<reports_dir>/<job name>/`` (report.md, report.html, claims.csv, the figures) and the parent
     run's record (its tags: ``claim.<claim>`` -> its label and ``claim_labels``, the count of each label,
-    the one the runs table can show, its columns holding no '.'; its description and figures; the ``claims`` table only when ``final``: MLflow's
-    ``log_table`` appends to a table already logged); returns the folder. ``seeds``: the cells' seed
+    the one the runs table can show, its columns holding no '.'; its description and figures; the
+    ``claims`` table only when ``final``: MLflow's ``log_table`` appends to a table already logged); returns the folder. ``seeds``: the cells' seed
     runs; ``claimed_runs``: the claimed seeds' runs (both ``tune_jobs.report.seed_rows``), counted in the cost."""
     folder = Path(args.reports_dir) / job.name
     folder.mkdir(parents=True, exist_ok=True)

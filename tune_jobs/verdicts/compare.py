@@ -4,8 +4,9 @@ A sample is a table with one row per (configuration, seed): ``SAMPLE_COLUMNS``. 
 two success rates get Wilson intervals and Fisher's exact test of their difference (two-sided,
 ``scipy.stats.fisher_exact``; Fisher 1935); the time-to-grok distributions, each seed censored at its
 schedule's last step when it never grokked, get a log-rank test (``scipy.stats.logrank``; Mantel 1966)
-and Kaplan-Meier curves (``scipy.stats.ecdf``, drawn by ``plot_time_to_grok``); and each seed run on both sides is matched: its
-outcome, its grokking step on each side and, given both loss traces, the first step where they differ.
+and Kaplan-Meier curves (``scipy.stats.ecdf``, drawn by ``plot_time_to_grok``); and each seed run on
+both sides is matched: its outcome, its grokking step on each side and, given both loss traces, the
+first step where they differ.
 """
 
 from __future__ import annotations
